@@ -1,0 +1,65 @@
+"""The nouns that flow through the pipeline: ``Call`` (one client request) and ``Usage``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ClientProtocol(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one call. ``input_tokens`` includes cached and cache-write tokens;
+    ``output_tokens`` includes reasoning tokens (that is how OpenAI reports and bills them)."""
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request, annotated by each pipeline stage."""
+
+    request_id: str
+    protocol: ClientProtocol
+    endpoint: Endpoint
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    started: float = field(default_factory=time.perf_counter)
+    received_at: float = field(default_factory=time.time)
+    # set by later stages
+    key_id: str = ""
+    tenant: str = ""
+    provider: str = ""
+    upstream_model: str = ""
+    attempts: int = 0
+    status: int = 0
+    error_type: str = ""
+    ttft_ms: float | None = None
+    usage: Usage | None = None
+    cost: float | None = None
+    cache_status: str = ""
+    client_wants_usage: bool = False
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0

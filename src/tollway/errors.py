@@ -1,0 +1,219 @@
+"""The one error tree of tollway.
+
+Every error a client can see is a ``TollwayError``. Each class knows its HTTP status, whether the
+failover loop may try the next deployment after it (``retryable``), and how it renders in each
+client protocol (OpenAI's and Anthropic's envelopes).
+
+    TollwayError
+    ├── ClientError                      the request is wrong; never retried
+    │   ├── InvalidJSON                  400 body is not JSON
+    │   ├── InvalidRequest               400 wrong type / missing field / bad value (``param`` names it)
+    │   ├── BodyTooLarge                 413
+    │   ├── AuthenticationFailed         401
+    │   ├── PermissionDenied             403
+    │   ├── NotFound                     404 unknown route
+    │   ├── ModelNotFound                404 unknown model
+    │   └── MethodNotAllowed             405
+    ├── UpstreamError                    an upstream answered with an error status
+    │   (status and body kept as evidence; retryable for 408/409/429/5xx)
+    ├── UpstreamUnavailable              connection refused / reset / DNS: retryable, 502
+    ├── UpstreamTimeout                  retryable, 504
+    ├── StreamInterrupted                an upstream stream broke after bytes reached the client
+    ├── NoHealthyUpstream                503: every candidate's circuit is open
+    └── UpstreamsExhausted               every candidate failed; status from the last failure
+
+Provider keys never appear in messages: upstream bodies are kept as evidence for the log but
+``redact`` scrubs anything that looks like a bearer token before it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{6,}|AIza[0-9A-Za-z_\-]{10,})")
+
+
+def redact(text: str) -> str:
+    """Remove anything shaped like an API key from text that may reach a client or a log."""
+    return _SECRET.sub("[redacted]", text)
+
+
+class TollwayError(Exception):
+    status: int = 500
+    type: str = "api_error"
+    code: str | None = None
+    retryable: bool = False
+    anthropic_type: str = "api_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = redact(message)
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.retry_after: float | None = None
+
+    def openai_envelope(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def anthropic_envelope(self) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": self.anthropic_type, "message": self.message}}
+
+    @property
+    def error_type(self) -> str:
+        """The short name recorded in the log's ``error_type`` column."""
+        return self.code or self.type
+
+
+class ClientError(TollwayError):
+    status = 400
+    type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
+class InvalidJSON(ClientError):
+    code = "invalid_json"
+
+
+class InvalidRequest(ClientError):
+    code = "invalid_request"
+
+
+class BodyTooLarge(ClientError):
+    status = 413
+    code = "request_too_large"
+    anthropic_type = "request_too_large"
+
+
+class AuthenticationFailed(ClientError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+    anthropic_type = "authentication_error"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+    anthropic_type = "permission_error"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "not_found"
+    anthropic_type = "not_found_error"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    code = "method_not_allowed"
+
+
+_UPSTREAM_RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+_OPENAI_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+class UpstreamError(TollwayError):
+    """An upstream answered with an error status. ``body`` keeps the (redacted) evidence."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        provider: str,
+        body: bytes = b"",
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status = status
+        self.provider = provider
+        self.body = redact(body[:2000].decode("utf-8", "replace"))
+        self.retryable = status in _UPSTREAM_RETRYABLE
+        self.type = _OPENAI_TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        self.anthropic_type = _ANTHROPIC_TYPE_BY_STATUS.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        self.retry_after = retry_after
+
+    @property
+    def error_type(self) -> str:
+        return f"upstream_{self.status}"
+
+
+class UpstreamUnavailable(TollwayError):
+    status = 502
+    type = "api_error"
+    code = "upstream_unavailable"
+    retryable = True
+
+
+class UpstreamTimeout(TollwayError):
+    status = 504
+    type = "api_error"
+    code = "upstream_timeout"
+    retryable = True
+    anthropic_type = "api_error"
+
+
+class StreamInterrupted(TollwayError):
+    status = 502
+    type = "api_error"
+    code = "stream_interrupted"
+
+
+class NoHealthyUpstream(TollwayError):
+    status = 503
+    type = "api_error"
+    code = "no_healthy_upstream"
+    anthropic_type = "overloaded_error"
+
+
+class UpstreamsExhausted(TollwayError):
+    """Every candidate failed. Status: the last failure's if it was an upstream 4xx/429, else 502."""
+
+    type = "api_error"
+    code = "upstreams_exhausted"
+
+    def __init__(self, message: str, *, last: TollwayError | None, attempts: int) -> None:
+        super().__init__(message)
+        self.last = last
+        self.attempts = attempts
+        if isinstance(last, UpstreamError) and last.status == 429:
+            self.status = 429
+            self.type = "rate_limit_error"
+            self.anthropic_type = "rate_limit_error"
+        elif isinstance(last, UpstreamError) and last.status in (503, 529):
+            self.status = 503
+            self.anthropic_type = "overloaded_error"
+        else:
+            self.status = 502
+        if last is not None:
+            self.retry_after = last.retry_after
