@@ -15,7 +15,8 @@ client protocol (OpenAI's and Anthropic's envelopes).
     │   ├── ModelNotFound                404 unknown model
     │   └── MethodNotAllowed             405
     ├── UpstreamError                    an upstream answered with an error status
-    │   (status and body kept as evidence; retryable for 408/409/429/5xx)
+    │   (status and body kept as evidence; retryable for 401/403/404 — a deployment
+    │   misconfiguration — and 408/409/429/5xx; other 4xx go back to the client as they are)
     ├── UpstreamUnavailable              connection refused / reset / DNS: retryable, 502
     ├── UpstreamTimeout                  retryable, 504
     ├── StreamInterrupted                an upstream stream broke after bytes reached the client
@@ -115,7 +116,9 @@ class MethodNotAllowed(ClientError):
     code = "method_not_allowed"
 
 
-_UPSTREAM_RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+# 401/403/404 from an upstream mean the *deployment* is misconfigured (tollway's provider key, the
+# upstream model name), not that the client erred: try the next deployment.
+_UPSTREAM_RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 _OPENAI_TYPE_BY_STATUS = {
     400: "invalid_request_error",

@@ -1,0 +1,158 @@
+"""The ``tollway`` command: start, mock, demo, logs, spend, check-config."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .config import Config, ConfigError, load_config, storage_url, zero_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
+StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path) if path else zero_config(ollama=_ollama_answers())
+    except ConfigError as exc:
+        raise _fail(f"invalid config {path}:\n{exc}") from None
+
+
+def _ollama_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 11434), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@app.command()
+def start(
+    config: ConfigOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on [default: 4000].")] = None,
+) -> None:
+    """Run the gateway. Without --config, providers come from OPENAI_API_KEY, MISTRAL_API_KEY, … ."""
+    import uvicorn
+
+    from .server import Gateway, uvicorn_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _load(config)
+    bind_host = host or cfg.server.host
+    bind_port = cfg.server.port if port is None else port
+    embedded_mock = not cfg.providers
+    gateway = Gateway(cfg, embedded_mock=embedded_mock)
+    if embedded_mock:
+        console.print("[yellow]No provider keys or config found: serving the built-in fake providers "
+                      "(mock-a, mock-b) so you can try tollway. Set OPENAI_API_KEY (or others) or use "
+                      "--config for real providers.[/yellow]")
+    console.print(f"tollway listening on [bold]http://{bind_host}:{bind_port}/v1[/bold]   "
+                  f"log: {storage_url(cfg)}")
+    uvicorn.Server(uvicorn_config(gateway, bind_host, bind_port)).run()
+
+
+@app.command()
+def mock(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
+    api_key: Annotated[Optional[str], typer.Option(help="Require this bearer key.")] = None,
+    strict_models: Annotated[bool, typer.Option(help="Answer 404 for models not in the list.")] = False,
+    chunk_delay_ms: Annotated[float, typer.Option(help="Delay between streamed chunks.")] = 0.0,
+    reply_words: Annotated[int, typer.Option(help="Words in each reply.")] = 12,
+) -> None:
+    """Run the built-in fake providers (OpenAI wire format) with fault injection."""
+    from .mock import MockOptions, run
+
+    run(host, port, MockOptions(api_key=api_key, strict_models=strict_models, chunk_delay_ms=chunk_delay_ms,
+                                reply_words=reply_words))
+
+
+@app.command()
+def demo(
+    requests: Annotated[int, typer.Option(help="How many requests to send.")] = 2000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 32,
+) -> None:
+    """Fake providers + the gateway + the official openai SDK, with one provider failing mid-run."""
+    from .demo import run_demo
+
+    asyncio.run(run_demo(requests=requests, concurrency=concurrency))
+
+
+@app.command()
+def logs(
+    config: ConfigOpt = None,
+    storage: StorageOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent calls.")] = 30,
+    model: Annotated[Optional[str], typer.Option(help="Only this requested model.")] = None,
+    provider: Annotated[Optional[str], typer.Option(help="Only this provider.")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only failed calls.")] = False,
+) -> None:
+    """Recent calls as a table."""
+    from .reports import print_logs
+
+    url = storage or storage_url(_load(config) if config else Config())
+    asyncio.run(print_logs(url, limit, model=model, provider=provider, status="error" if errors else None))
+
+
+@app.command()
+def spend(
+    config: ConfigOpt = None,
+    storage: StorageOpt = None,
+    by: Annotated[str, typer.Option(help="Group by: comma-separated of provider, model, upstream_model, key, tenant, day.")] = "provider,model",
+    period: Annotated[Optional[str], typer.Option(help="today, week, month or all [default: today and month].")] = None,
+) -> None:
+    """Spend by provider and model (today and this month unless --period)."""
+    from .reports import print_spend
+
+    url = storage or storage_url(_load(config) if config else Config())
+    groups = [g.strip() for g in by.split(",") if g.strip()]
+    periods = [period] if period else ["today", "month"]
+    for p in periods:
+        asyncio.run(print_spend(url, groups, p))
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to check.")]) -> None:
+    """Validate a config file and explain what it will do."""
+    from .routing import Router
+    from .server import make_upstream
+
+    cfg = _load(path)
+    out = Console()
+    out.print(f"[green]{path} is valid.[/green]")
+    out.print(f"listen: http://{cfg.server.host}:{cfg.server.port}/v1   log: {storage_url(cfg)}")
+    for p in cfg.providers:
+        key = "key set" if p.api_key else "no key"
+        out.print(f"provider [bold]{p.name}[/bold] ({p.kind}) {p.base_url}  {key}, priority {p.priority}, "
+                  f"weight {p.weight}, timeout {p.timeout}s")
+    router = Router(cfg, make_upstream)
+    for model in router.models():
+        chain = " → ".join(d.key for d in router.candidates(model))
+        out.print(f"model [bold]{model}[/bold]: tries {chain}")
+    for name, price in cfg.prices.items():
+        out.print(f"price override {name}: ${price.input}/M in, ${price.output}/M out")
+    if not cfg.providers:
+        out.print("[yellow]no providers: `tollway start` would serve the built-in fake providers[/yellow]")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,27 @@
+"""Operational endpoints: ``/health`` and ``/v1/backends``."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from ..asgi import Receive, Scope, Send, respond_json
+from ..runtime import Runtime
+
+
+async def health(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    states = Counter(d.state.value for d in rt.router.deployments())
+    writer = rt.writer
+    payload = {
+        "status": "ok",
+        "uptime_s": round(time.time() - rt.started_at, 3),
+        "deployments": {"healthy": states["healthy"], "degraded": states["degraded"], "down": states["down"]},
+        "log": None if writer is None else {
+            "written": writer.written, "pending": writer.pending, "dropped": writer.dropped,
+        },
+    }
+    await respond_json(send, 200, payload)
+
+
+async def backends(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    await respond_json(send, 200, {"object": "list", "data": [d.snapshot() for d in rt.router.deployments()]})

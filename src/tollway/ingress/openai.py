@@ -1,0 +1,201 @@
+"""OpenAI-format endpoints: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``.
+
+The body is parsed once (orjson) and checked only for what tollway itself relies on; every other
+parameter is passed through untouched for the upstream to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Any
+
+import orjson
+
+from .. import pipeline
+from ..accounting import record
+from ..asgi import (
+    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, parse_object, read_body,
+    respond, respond_json,
+)
+from ..call import Call, ClientProtocol, Endpoint
+from ..errors import InvalidRequest, TollwayError
+from ..providers.base import Reply
+from ..runtime import Runtime
+from ..sse import encode_json
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def _call_headers(call: Call) -> Headers:
+    return [
+        (b"x-request-id", call.request_id.encode()),
+        (b"x-tollway-provider", call.provider.encode()),
+        (b"x-tollway-model", call.upstream_model.encode()),
+        (b"x-tollway-attempts", str(call.attempts).encode()),
+    ]
+
+
+def error_headers(call: Call, error: TollwayError) -> Headers:
+    headers = JSON_HEADERS + _call_headers(call)
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
+    return headers
+
+
+class OpenAIResponder:
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def reply(self, call: Call, reply: Reply) -> None:
+        await respond(self._send, 200, reply.body, JSON_HEADERS + _call_headers(call))
+
+    async def start_stream(self, call: Call) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + _call_headers(call)})
+
+    async def chunk(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_stream(self) -> None:
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def stream_error(self, call: Call, error: TollwayError) -> None:
+        # The OpenAI SDKs raise on a `data: {"error": …}` event; no [DONE] follows, so nothing
+        # downstream mistakes a broken answer for a finished one.
+        await self.chunk(encode_json(error.openai_envelope()))
+        await self.end_stream()
+
+    async def error(self, call: Call, error: TollwayError) -> None:
+        await respond(self._send, error.status, orjson.dumps(error.openai_envelope()), error_headers(call, error))
+
+
+# -- validation: only what tollway relies on ------------------------------------------------------
+
+_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "stream": (bool, "a boolean"),
+    "stream_options": (dict, "an object"),
+    "max_tokens": (int, "an integer"),
+    "max_completion_tokens": (int, "an integer"),
+    "n": (int, "an integer"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "tools": (list, "an array"),
+    "user": (str, "a string"),
+}
+
+
+def _require_model(data: dict[str, Any]) -> str:
+    model = data.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string.", param="model")
+    return model
+
+
+def _check_types(data: dict[str, Any]) -> None:
+    for name, (kind, said) in _TYPES.items():
+        value = data.get(name)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise InvalidRequest(f"Invalid type for '{name}': expected {said}, got {type(value).__name__}.",
+                                 param=name)
+
+
+def validate_chat(data: dict[str, Any]) -> tuple[str, bool]:
+    model = _require_model(data)
+    messages = data.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InvalidRequest(f"messages[{i}] must be an object with a string 'role'.", param=f"messages[{i}]")
+    _check_types(data)
+    return model, data.get("stream") is True
+
+
+def validate_embeddings(data: dict[str, Any]) -> str:
+    model = _require_model(data)
+    inp = data.get("input")
+    if inp is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+    if not isinstance(inp, (str, list)) or (isinstance(inp, list) and not inp):
+        raise InvalidRequest("'input' must be a string or a non-empty array.", param="input")
+    fmt = data.get("encoding_format")
+    if fmt is not None and fmt not in ("float", "base64"):
+        raise InvalidRequest("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
+    return model
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> Call | None:
+    call = Call(new_request_id(), ClientProtocol.OPENAI, endpoint, {}, "", False)
+    try:
+        data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
+        call.body = data
+        if endpoint is Endpoint.CHAT:
+            call.model, call.stream = validate_chat(data)
+        else:
+            call.model = validate_embeddings(data)
+        return call
+    except ClientDisconnected:
+        return None
+    except TollwayError as exc:
+        if isinstance(call.body.get("model"), str):
+            call.model = call.body["model"]
+        call.status, call.error_type = exc.status, exc.error_type
+        await OpenAIResponder(send).error(call, exc)
+        record(rt, call)
+        return None
+
+
+async def chat_completions(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    call = await _parse(rt, scope, receive, send, Endpoint.CHAT)
+    if call is None:
+        return
+    if not call.stream:
+        await pipeline.handle(rt, call, OpenAIResponder(send))
+        return
+    await run_until_disconnect(pipeline.handle(rt, call, OpenAIResponder(send)), receive)
+
+
+async def embeddings(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    call = await _parse(rt, scope, receive, send, Endpoint.EMBEDDINGS)
+    if call is not None:
+        await pipeline.handle(rt, call, OpenAIResponder(send))
+
+
+async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    created = int(rt.started_at)
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "tollway"} for m in rt.router.models()]
+    await respond_json(send, 200, {"object": "list", "data": data})
+
+
+async def run_until_disconnect(work: Any, receive: Receive) -> None:
+    """Run a streaming response; if the client disconnects first, cancel it (and so the upstream call)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        else:
+            task.result()
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,20 @@
+"""What a running gateway holds: built once at startup, shared by every request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .config import Config
+from .pricing import Pricer
+from .routing import Router
+from .store.writer import LogWriter
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    router: Router
+    pricer: Pricer
+    writer: LogWriter | None
+    started_at: float = field(default_factory=time.time)

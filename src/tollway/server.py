@@ -1,0 +1,186 @@
+"""ASGI assembly and lifespan: the routing table, the stores and background writers, startup and a
+graceful stop that flushes every queued log row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from .asgi import Receive, Scope, Send, respond
+from .config import Config, ProviderConfig, storage_url
+from .errors import MethodNotAllowed, NotFound, TollwayError
+from .ingress import admin, openai
+from .pricing import Pricer
+from .providers.base import Upstream
+from .providers.openai import OpenAICompatible
+from .routing import Router
+from .runtime import Runtime
+from .store import LogStore, LogWriter
+
+log = logging.getLogger("tollway")
+
+Handler = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
+
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/v1/chat/completions": {"POST": openai.chat_completions},
+    "/v1/embeddings": {"POST": openai.embeddings},
+    "/v1/models": {"GET": openai.models},
+    "/v1/backends": {"GET": admin.backends},
+    "/health": {"GET": admin.health},
+}
+# clients configured with a base URL without /v1 still work
+for _path in ("/chat/completions", "/embeddings", "/models"):
+    ROUTES[_path] = ROUTES["/v1" + _path]
+
+
+def make_upstream(provider: ProviderConfig) -> Upstream:
+    return OpenAICompatible(provider)
+
+
+class Gateway:
+    """The ASGI application."""
+
+    def __init__(self, config: Config, *, storage: str | None = None, embedded_mock: bool = False) -> None:
+        self.config = config
+        self.storage = storage if storage is not None else storage_url(config)
+        self.runtime: Runtime | None = None
+        self._store: LogStore | None = None
+        self._embedded_mock = embedded_mock
+        self._mocks: list[Any] = []
+
+    async def _start_embedded_mocks(self) -> None:
+        """No providers configured: serve two built-in fake providers so tollway can be tried."""
+        from .mock import MockOptions, start_mock
+
+        models = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+        providers = []
+        for priority, name in enumerate(("mock-a", "mock-b")):
+            mock = await start_mock(options=MockOptions(models=models))
+            self._mocks.append(mock)
+            providers.append(ProviderConfig(name=name, kind="mock", base_url=f"{mock.url}/v1",
+                                            models={m: m for m in models}, priority=priority))
+        self.config = self.config.model_copy(update={"providers": providers})
+
+    async def startup(self) -> None:
+        if self._embedded_mock and not self._mocks:
+            await self._start_embedded_mocks()
+        store = await LogStore.open(self.storage)
+        writer = LogWriter(store, batch_size=self.config.storage.batch_size,
+                           flush_interval=self.config.storage.flush_interval)
+        await writer.start()
+        self._store = store
+        self.runtime = Runtime(self.config, Router(self.config, make_upstream), Pricer(self.config.prices), writer)
+
+    async def shutdown(self) -> None:
+        rt, self.runtime = self.runtime, None
+        if rt is None:
+            return
+        if rt.writer is not None:
+            await rt.writer.stop()
+        if self._store is not None:
+            await self._store.close()
+        for upstream in rt.router.upstreams():
+            await upstream.close()
+        for mock in self._mocks:
+            await mock.close()
+        self._mocks.clear()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            rt = self.runtime
+            methods = ROUTES.get(scope["path"])
+            handler = None if methods is None else methods.get(scope["method"])
+            if rt is not None and handler is not None:
+                await handler(rt, scope, receive, send)
+                return
+            await self._no_route(scope, send, methods)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _no_route(self, scope: Scope, send: Send, methods: dict[str, Handler] | None) -> None:
+        err: TollwayError
+        if methods is None:
+            err = NotFound(f"Unknown path {scope['method']} {scope['path']}.")
+        elif self.runtime is None:
+            err = TollwayError("The gateway is starting or stopping.")
+            err.status = 503
+        else:
+            err = MethodNotAllowed(f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}.")
+        import orjson
+
+        await respond(send, err.status, orjson.dumps(err.openai_envelope()), [(b"content-type", b"application/json")])
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def uvicorn_config(app: Any, host: str, port: int, *, fd: int | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, fd=fd, loop="uvloop", http="httptools", lifespan="on",
+        access_log=False, log_level="warning", timeout_graceful_shutdown=10, server_header=False,
+        date_header=False,
+    )
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    gateway: Gateway
+    _server: uvicorn.Server
+    _task: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def __aenter__(self) -> RunningServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def start_server(config: Config, *, host: str = "127.0.0.1", port: int = 0,
+                       storage: str | None = None) -> RunningServer:
+    """Serve a gateway inside the running event loop (tests, the demo). Port 0 picks a free port."""
+    gateway = Gateway(config, storage=storage)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    cfg = uvicorn_config(gateway, host, bound)
+    cfg.loop = "none"
+    server = uvicorn.Server(cfg)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the host owns signals
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the gateway did not start")
+        await asyncio.sleep(0.005)
+    return RunningServer(f"http://{host}:{bound}", bound, gateway, server, task)

@@ -1,0 +1,75 @@
+"""Shared fixtures: fake providers and gateways on real sockets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollway.config import Config, parse_config
+from tollway.mock import MockOptions, RunningMock, start_mock
+from tollway.server import RunningServer, start_server
+
+MODELS = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+
+GatewayFactory = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture(autouse=True)
+def _tollway_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOLLWAY_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+async def mock_a() -> AsyncIterator[RunningMock]:
+    mock = await start_mock(options=MockOptions(models=MODELS))
+    yield mock
+    await mock.close()
+
+
+@pytest.fixture
+async def mock_b() -> AsyncIterator[RunningMock]:
+    mock = await start_mock(options=MockOptions(models=MODELS))
+    yield mock
+    await mock.close()
+
+
+def two_provider_config(a_url: str, b_url: str, **extra: Any) -> Config:
+    """mock-a first, mock-b as the failover target, both serving MODELS."""
+    data: dict[str, Any] = {
+        "providers": [
+            {"name": "mock-a", "kind": "mock", "base_url": f"{a_url}/v1", "models": MODELS, "priority": 0},
+            {"name": "mock-b", "kind": "mock", "base_url": f"{b_url}/v1", "models": MODELS, "priority": 1},
+        ],
+        "health": {"cooldown": 30},
+    }
+    for section, values in extra.items():
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+    return parse_config(data)
+
+
+@pytest.fixture
+async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    started: list[RunningServer] = []
+
+    async def make(config: Config, *, storage: str | None = None) -> RunningServer:
+        url = storage or f"sqlite:///{tmp_path / f'log{len(started)}.db'}"
+        server = await start_server(config, storage=url)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> RunningServer:
+    return await gateway_factory(two_provider_config(mock_a.url, mock_b.url))
+
+
+def pg_dsn(database: str = "postgres") -> str:
+    return os.environ.get("TOLLWAY_TEST_PG", f"postgresql://postgres@127.0.0.1:5432/{database}")
