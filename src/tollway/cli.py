@@ -15,7 +15,7 @@ from rich.console import Console
 from .config import Config, ConfigError, load_config, storage_url, zero_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]

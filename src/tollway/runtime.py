@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .config import Config
 from .pricing import Pricer
 from .routing import Router
+from .store.database import LogStore
 from .store.writer import LogWriter
 
 
@@ -17,4 +18,5 @@ class Runtime:
     router: Router
     pricer: Pricer
     writer: LogWriter | None
+    store: LogStore | None = None
     started_at: float = field(default_factory=time.time)

@@ -76,7 +76,8 @@ class Gateway:
                            flush_interval=self.config.storage.flush_interval)
         await writer.start()
         self._store = store
-        self.runtime = Runtime(self.config, Router(self.config, make_upstream), Pricer(self.config.prices), writer)
+        self.runtime = Runtime(self.config, Router(self.config, make_upstream), Pricer(self.config.prices), writer,
+                               store)
 
     async def shutdown(self) -> None:
         rt, self.runtime = self.runtime, None

@@ -308,5 +308,5 @@ def _error_from_parsed(parsed: Any, status: int, raw: bytes, provider: str) -> U
         message = raw[:500].decode("utf-8", "replace").strip()
     if not message:
         message = f"upstream answered HTTP {status}"
-    return UpstreamError(f"{provider}: {message}", status=status, provider=provider, body=raw,
+    return UpstreamError(f"{provider} (HTTP {status}): {message}", status=status, provider=provider, body=raw,
                          code=code, param=param)
