@@ -73,3 +73,31 @@ async def gateway(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: 
 
 def pg_dsn(database: str = "postgres") -> str:
     return os.environ.get("TOLLWAY_TEST_PG", f"postgresql://postgres@127.0.0.1:5432/{database}")
+
+
+async def create_pg_database() -> str:
+    """A fresh, empty database on the real PostgreSQL server; its URL."""
+    import uuid
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"tollway_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_dsn())
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return pg_dsn(name)
+
+
+async def drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn())
+    await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await conn.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def start(
                       "--config for real providers.[/yellow]")
     console.print(f"tollway listening on [bold]http://{bind_host}:{bind_port}/v1[/bold]   "
                   f"log: {storage_url(cfg)}")
+    # uvicorn re-raises the stop signal once it has shut down; by then every queued log row is
+    # flushed, so a graceful stop (SIGTERM/SIGINT) ends with exit status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(uvicorn_config(gateway, bind_host, bind_port)).run()
 
 
