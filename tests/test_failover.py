@@ -228,3 +228,18 @@ async def test_aliases_try_targets_in_order(gateway_factory: GatewayFactory, moc
     raw = await c.chat.completions.with_raw_response.create(model="mock-b/gpt-4o-mini", messages=MSG)
     assert raw.headers["x-tollway-provider"] == "mock-b"
     await c.close()
+
+
+async def test_recovered_primary_gets_its_traffic_back(gateway_factory: GatewayFactory, mock_a: RunningMock,
+                                                       mock_b: RunningMock) -> None:
+    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url,
+                                                   health={"down_after": 1, "cooldown": 0.3}))
+    await mock_a.set_fault(status=503)
+    assert (await chat(gw))[1]["x-tollway-attempts"] == "2"
+    status, headers, _ = await chat(gw)  # circuit open: straight to mock-b
+    assert headers["x-tollway-provider"] == "mock-b" and headers["x-tollway-attempts"] == "1"
+    await mock_a.clear_fault()
+    await asyncio.sleep(0.35)
+    status, headers, _ = await chat(gw)  # the probe is a real request, in the primary's place
+    assert headers["x-tollway-provider"] == "mock-a"
+    assert (await backends(gw))["mock-a"]["state"] == "healthy"

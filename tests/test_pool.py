@@ -75,9 +75,14 @@ def test_success_resets_and_latency_ema() -> None:
     assert snap["state"] == "healthy" and snap["latency_ema_ms"] == 75 and snap["inflight"] == 0
 
 
-def test_order_prefers_healthy_and_skips_unavailable() -> None:
+def test_order_keeps_configured_order_and_skips_open_circuits() -> None:
     clock = Clock()
-    a, b, c = dep(clock, "a"), dep(clock, "b"), dep(clock, "c", down_after=1)
-    fail(a)  # degraded
-    fail(c)  # down
-    assert [d.provider.name for d in order([a, b, c])] == ["b", "a"]
+    a, b, c = dep(clock, "a", cooldown=5), dep(clock, "b"), dep(clock, "c", down_after=1, cooldown=5)
+    fail(a)  # degraded: still first
+    fail(c)  # down: skipped
+    assert [d.provider.name for d in order([a, b, c])] == ["a", "b"]
+    fail(a)
+    fail(a)  # down
+    assert [d.provider.name for d in order([a, b, c])] == ["b"]
+    clock.now += 5.01  # half-open: the primary's probe is the next real request, in its place
+    assert [d.provider.name for d in order([a, b, c])] == ["a", "b", "c"]

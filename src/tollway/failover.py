@@ -89,7 +89,8 @@ async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Res
         except TollwayError as exc:
             if pieces is not None:
                 await pieces.aclose()  # type: ignore[attr-defined]
-            if not exc.retryable:
+            # a stream that breaks before its first event reached the client can still fail over
+            if not exc.retryable and not isinstance(exc, StreamInterrupted):
                 dep.release()
                 raise
             _on_failure(rt, dep, exc)

@@ -1,8 +1,9 @@
 """Deployments (one provider serving one model) with their health: a circuit breaker per deployment.
 
-States: ``healthy`` → ``degraded`` after ``degrade_after`` consecutive failures → ``down`` after
-``down_after``. A down deployment is skipped until its cooldown passes; then exactly one request
-probes it (half-open). A success anywhere returns it to ``healthy``. An upstream ``Retry-After``
+States: ``healthy`` → ``degraded`` after ``degrade_after`` consecutive failures (still tried in its
+place; the state says it has been failing) → ``down`` after ``down_after``. A down deployment is
+skipped until its cooldown passes; then exactly one request probes it (half-open). A success returns
+it to ``healthy``. An upstream ``Retry-After``
 takes the deployment out of rotation for that long without counting as a breaker failure twice.
 """
 
@@ -121,10 +122,7 @@ class Deployment:
 
 
 def order(candidates: list[Deployment]) -> list[Deployment]:
-    """Try healthy before degraded (stable: keeps configured order within a state); skip the
-    unavailable. Down deployments whose cooldown passed are tried last, as probes."""
-    rank = {State.HEALTHY: 0, State.DEGRADED: 1, State.DOWN: 2}
-    usable = [d for d in candidates if d.available()]
-    if len(usable) > 1:
-        usable.sort(key=lambda d: rank[d.state])
-    return usable
+    """The candidates that may be tried now, in their configured order. A ``down`` deployment past
+    its cooldown keeps its place, so its probe is a real request and a recovered primary gets its
+    traffic back (demoting it behind a healthy fallback would starve the probe)."""
+    return [d for d in candidates if d.available()]
