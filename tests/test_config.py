@@ -105,3 +105,11 @@ def test_check_config_command(tmp_path: Path) -> None:
     broken.write_text("[server\n")
     out = _cli("check-config", str(broken))
     assert out.returncode == 1 and "not valid TOML" in out.stderr
+
+
+def test_zero_config_native_protocols() -> None:
+    cfg = zero_config({"ANTHROPIC_API_KEY": "sk-ant-1", "GOOGLE_API_KEY": "g-2"})
+    assert [(p.name, p.kind, p.api_key) for p in cfg.providers] == [("anthropic", "anthropic", "sk-ant-1"),
+                                                                      ("gemini", "gemini", "g-2")]
+    assert cfg.providers[1].base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert zero_config({"GEMINI_API_KEY": "a", "GOOGLE_API_KEY": "b"}).providers[0].api_key == "a"

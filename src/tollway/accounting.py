@@ -31,7 +31,7 @@ def record(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
         input_tokens=u.input_tokens, cached_tokens=u.cached_tokens, cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens, cost=call.cost,
         usage_estimated=u.estimated, stream=call.stream, cache_status=call.cache_status,
-        endpoint=call.endpoint.value, tenant=call.tenant,
+        endpoint=call.endpoint.value, tenant=call.tenant, saved_cost=call.saved_cost,
         request_body=orjson.dumps(call.body).decode() if log_bodies else None,
         response_body=response_body.decode("utf-8", "replace") if log_bodies and response_body else None,
     ))

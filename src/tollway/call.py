@@ -47,6 +47,12 @@ class Call:
     stream: bool
     started: float = field(default_factory=time.perf_counter)
     received_at: float = field(default_factory=time.time)
+    # the client's virtual key as sent (ingress); never logged, stored or shown (hence repr=False)
+    api_key: str = field(default="", repr=False)
+    # headers a stage wants on the response (rate-limit state, budget warnings)
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # the client's Cache-Control request header (ingress), read by the cache stage
+    cache_control: str = ""
     # set by later stages
     key_id: str = ""
     tenant: str = ""
@@ -59,6 +65,8 @@ class Call:
     usage: Usage | None = None
     cost: float | None = None
     cache_status: str = ""
+    cache_enabled: bool = True  # stage 1 turns it off for a key whose caching is off
+    saved_cost: float | None = None  # a cache hit or shared call: what it would have cost
     client_wants_usage: bool = False
 
     def elapsed_ms(self) -> float:

@@ -1,4 +1,4 @@
-"""The ``tollway`` command: start, mock, demo, logs, spend, check-config."""
+"""The ``tollway`` command: start, mock, demo, logs, spend, check-config, keys, tenants."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def mock(
 @app.command()
 def demo(
     requests: Annotated[int, typer.Option(help="How many requests to send.")] = 2000,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
 ) -> None:
     """Fake providers + the gateway + the official openai SDK, with one provider failing mid-run."""
     from .demo import run_demo
@@ -154,6 +154,12 @@ def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to che
         out.print(f"price override {name}: ${price.input}/M in, ${price.output}/M out")
     if not cfg.providers:
         out.print("[yellow]no providers: `tollway start` would serve the built-in fake providers[/yellow]")
+
+
+from .keys.commands import keys_app, tenants_app  # noqa: E402  (they use _load and _fail above)
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
 
 
 def main() -> None:

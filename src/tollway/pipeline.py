@@ -1,9 +1,11 @@
 """One client call, top to bottom. Each numbered stage lives in its own module.
 
-    1 authenticate   keys      (the virtual-keys issue)
-    2 admit          limits    (the rate-limit and budget issue)
-    3 look up        cache     (the cache issue)
-    4 join           dedup     (the cache issue)
+    1 authenticate   keys.authenticate (virtual key → Principal; 401/403)
+    2 admit          limits.admit (rate limits + budget reservation; 429/503), settled by
+                     limits.settle in ``finally`` once stage 7 has set ``call.cost``
+    3 look up        cache.look_up (exact key, then a paraphrase; a hit answers here)
+    4 join           dedup.join (identical calls in flight share one upstream call, which
+                     runs stages 5-7 in a task of its own and fills the cache)
     5 route          routing.Router.candidates
     6 call           failover.complete / failover.stream
     7 account        accounting.account (usage → cost)
@@ -14,19 +16,30 @@ from __future__ import annotations
 
 import asyncio
 
-from . import failover
+from . import dedup, failover
 from .accounting import account, record
+from .cache import look_up
 from .call import Call
 from .egress import Responder
 from .errors import TollwayError
+from .keys.auth import authenticate
+from .limits import Ticket, admit, settle
 from .runtime import Runtime
 
 
 async def handle(rt: Runtime, call: Call, out: Responder) -> None:
     body: bytes | None = None
+    ticket: Ticket | None = None
     try:
-        candidates = rt.router.candidates(call.model)
-        if call.stream:
+        principal = await authenticate(rt, call)
+        candidates = rt.router.candidates(call.model)  # before admit: the reservation is priced on them
+        ticket = await admit(rt, call, principal, candidates)
+        lookup = await look_up(rt, call, out)
+        if lookup.answered:
+            return
+        if lookup.key is not None:
+            body = await dedup.join(rt, call, lookup, candidates, out)
+        elif call.stream:
             await failover.stream(rt, call, candidates, out)
         else:
             reply = await failover.complete(rt, call, candidates)
@@ -43,3 +56,4 @@ async def handle(rt: Runtime, call: Call, out: Responder) -> None:
         raise
     finally:
         record(rt, call, body)
+        await settle(rt, call, ticket)

@@ -94,6 +94,8 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
     for name, total in numbers:
         table.add_column(name, justify="right", footer=f"{total:,}", no_wrap=True)
     table.add_column("Cost", justify="right", footer=money(sum(r.cost for r in rows)), no_wrap=True)
+    # what cache hits and deduplicated calls did not spend
+    table.add_column("Saved", justify="right", footer=money(sum(r.saved for r in rows)), no_wrap=True)
     unpriced = sum(r.unpriced for r in rows)
     table.add_column("Unpriced", justify="right", footer=f"{unpriced:,}" if unpriced else "")
     for r in rows:
@@ -111,6 +113,7 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
                 )
             ),
             money(r.cost),
+            money(r.saved),
             f"{r.unpriced:,}" if r.unpriced else "",
         )
     if not rows:
@@ -142,6 +145,18 @@ def period_start(period: str, now: float | None = None) -> float:
     if period == "month":
         return midnight.replace(day=1).timestamp()
     raise ValueError(f"unknown period {period!r}; use one of {PERIODS} or a duration like 24h, 7d")
+
+
+async def key_names(store: LogStore, rows: list[SpendRow]) -> list[SpendRow]:
+    """Show keys by name: the log records key ids (names are looked up in the key table)."""
+    from tollway.keys.repository import KeyRepository
+
+    names = await KeyRepository(store.engine).names(r.group.get("key", "") for r in rows)
+    for r in rows:
+        key = r.group.get("key", "")
+        if key in names:
+            r.group["key"] = names[key]
+    return rows
 
 
 _PERIOD_TITLES = {"today": "today", "week": "this week", "month": "this month", "all": "all time"}
@@ -182,6 +197,8 @@ async def print_spend(
     try:
         for name, since in starts:
             rows = await store.spend(since=since, group_by=keys)
+            if "key" in keys:
+                rows = await key_names(store, rows)
             title = f"Spend {_PERIOD_TITLES.get(name, 'over the last ' + name)} by {', '.join(keys)}"
             out.print(spend_table(rows, title, by=keys))
     finally:

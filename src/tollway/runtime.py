@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .cache.responses import ResponseCache
 from .config import Config
+from .keys.cache import KeyCache
+from .limits.limiter import Limiter
 from .pricing import Pricer
 from .routing import Router
 from .store.database import LogStore
@@ -20,3 +23,6 @@ class Runtime:
     writer: LogWriter | None
     store: LogStore | None = None
     started_at: float = field(default_factory=time.time)
+    keys: KeyCache | None = None  # None: no key checks (open)
+    limits: Limiter | None = None  # None: no rate limits or budgets
+    cache: ResponseCache | None = None  # None: no response cache, no deduplication

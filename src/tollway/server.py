@@ -14,11 +14,17 @@ from typing import Any
 import uvicorn
 
 from .asgi import Receive, Scope, Send, respond
+from .cache import make_cache
 from .config import Config, ProviderConfig, storage_url
 from .errors import MethodNotAllowed, NotFound, TollwayError
-from .ingress import admin, openai
+from .ingress import admin, admin_api, anthropic, openai, stats
+from .keys.cache import KeyCache
+from .keys.repository import KeyRepository
+from .limits import make_limiter
 from .pricing import Pricer
 from .providers.base import Upstream
+from .providers.anthropic import AnthropicUpstream
+from .providers.gemini import GeminiUpstream
 from .providers.openai import OpenAICompatible
 from .routing import Router
 from .runtime import Runtime
@@ -30,17 +36,24 @@ Handler = Callable[[Runtime, Scope, Receive, Send], Awaitable[None]]
 
 ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/chat/completions": {"POST": openai.chat_completions},
+    "/v1/messages": {"POST": anthropic.messages},
+    "/v1/messages/count_tokens": {"POST": anthropic.count_tokens},
     "/v1/embeddings": {"POST": openai.embeddings},
     "/v1/models": {"GET": openai.models},
     "/v1/backends": {"GET": admin.backends},
     "/health": {"GET": admin.health},
+    "/stats": {"GET": stats.stats},
 }
 # clients configured with a base URL without /v1 still work
-for _path in ("/chat/completions", "/embeddings", "/models"):
+for _path in ("/chat/completions", "/embeddings", "/models", "/messages", "/messages/count_tokens"):
     ROUTES[_path] = ROUTES["/v1" + _path]
 
 
 def make_upstream(provider: ProviderConfig) -> Upstream:
+    if provider.kind == "anthropic":
+        return AnthropicUpstream(provider)
+    if provider.kind == "gemini":
+        return GeminiUpstream(provider)
     return OpenAICompatible(provider)
 
 
@@ -76,13 +89,28 @@ class Gateway:
                            flush_interval=self.config.storage.flush_interval)
         await writer.start()
         self._store = store
-        self.runtime = Runtime(self.config, Router(self.config, make_upstream), Pricer(self.config.prices), writer,
-                               store)
+        pricer = Pricer(self.config.prices)
+        kc = self.config.keys
+        keys = KeyCache(KeyRepository(store.engine), refresh_interval=kc.refresh_interval,
+                        negative_ttl=kc.negative_ttl, required=kc.auth == "required")
+        await keys.start()
+        limiter = make_limiter(self.config, pricer, store.engine)
+        await limiter.start()
+        cache = make_cache(self.config)
+        await cache.start()
+        self.runtime = Runtime(self.config, Router(self.config, make_upstream), pricer, writer, store,
+                               keys=keys, limits=limiter, cache=cache)
 
     async def shutdown(self) -> None:
         rt, self.runtime = self.runtime, None
         if rt is None:
             return
+        if rt.keys is not None:
+            await rt.keys.stop()
+        if rt.limits is not None:
+            await rt.limits.close()
+        if rt.cache is not None:
+            await rt.cache.close()
         if rt.writer is not None:
             await rt.writer.stop()
         if self._store is not None:
@@ -98,6 +126,9 @@ class Gateway:
         if kind == "http":
             rt = self.runtime
             methods = ROUTES.get(scope["path"])
+            if methods is None and rt is not None and scope["path"].startswith(admin_api.PREFIX):
+                await admin_api.dispatch(rt, scope, receive, send)  # token-guarded, its own router
+                return
             handler = None if methods is None else methods.get(scope["method"])
             if rt is not None and handler is not None:
                 await handler(rt, scope, receive, send)

@@ -16,11 +16,12 @@ import orjson
 from .. import pipeline
 from ..accounting import record
 from ..asgi import (
-    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, parse_object, read_body,
-    respond, respond_json,
+    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, header, parse_object,
+    read_body, respond, respond_json,
 )
 from ..call import Call, ClientProtocol, Endpoint
 from ..errors import InvalidRequest, TollwayError
+from ..keys.secret import from_headers as client_key
 from ..providers.base import Reply
 from ..runtime import Runtime
 from ..sse import encode_json
@@ -36,6 +37,7 @@ def _call_headers(call: Call) -> Headers:
         (b"x-tollway-provider", call.provider.encode()),
         (b"x-tollway-model", call.upstream_model.encode()),
         (b"x-tollway-attempts", str(call.attempts).encode()),
+        *call.extra_headers,
     ]
 
 
@@ -137,6 +139,10 @@ def validate_embeddings(data: dict[str, Any]) -> str:
 
 async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> Call | None:
     call = Call(new_request_id(), ClientProtocol.OPENAI, endpoint, {}, "", False)
+    call.api_key = client_key(scope)
+    cache_control = header(scope, b"cache-control")
+    if cache_control:
+        call.cache_control = cache_control.decode("latin-1")
     try:
         data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
         call.body = data

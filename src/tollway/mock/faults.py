@@ -11,7 +11,8 @@ Three sources decide one request's behaviour, later ones winning field by field:
 
 Fault fields: status, latency_ms, drop, cut_after, chunk_delay_ms, retry_after, error_style, times
 (control only). Quirk fields: omit_tool_call_index, no_usage, cached_tokens, reasoning_tokens.
-Reply fields (directives only): words, parallel_tools. A bare name (``[[mock:drop]]``) means true.
+Reply fields (directives only): words, parallel_tools, stream_error (Anthropic and Gemini streams: an
+error event after the first few events). A bare name (``[[mock:drop]]``) means true.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Plan:
     words: int
     parallel_tools: bool
     chunk_delay_ms: float
+    stream_error: bool = False  # fail the stream mid-way with the format's error event
 
 
 class FaultSlot:
@@ -193,7 +195,7 @@ _QUIRK_FIELDS: dict[str, _Coerce] = {
     "cached_tokens": _to_int,
     "reasoning_tokens": _to_int,
 }
-_REPLY_FIELDS: dict[str, _Coerce] = {"words": _to_int, "parallel_tools": _to_bool}
+_REPLY_FIELDS: dict[str, _Coerce] = {"words": _to_int, "parallel_tools": _to_bool, "stream_error": _to_bool}
 
 
 def parse_settings(values: Mapping[str, object], *, directive: bool = False) -> Settings:
@@ -243,15 +245,16 @@ def make_plan(
 ) -> Plan:
     """Combine the active fault and quirks with one request's directives."""
     fault = active or Fault()
-    parallel = False
+    parallel = stream_error = False
     if directives is not None:
         fault = replace(fault, **directives.fault)
         quirks = replace(quirks, **directives.quirks)
         asked = directives.reply.get("words")
         words = asked if isinstance(asked, int) else words
         parallel = directives.reply.get("parallel_tools") is True
+        stream_error = directives.reply.get("stream_error") is True
     delay = fault.chunk_delay_ms if fault.chunk_delay_ms is not None else chunk_delay_ms
-    return Plan(fault, quirks, prompt, words, parallel, delay)
+    return Plan(fault, quirks, prompt, words, parallel, delay, stream_error)
 
 
 async def inject(request: web.Request, fault: Fault, reject: ErrorRenderer) -> web.StreamResponse | None:

@@ -1,7 +1,8 @@
 """One fake-provider server: every wire format's routes, the control endpoints, start and run.
 
 Each wire format lives in a sibling module exposing ``register(app, state)``; ``FORMATS`` lists
-them, so one server on one port answers OpenAI, and later Anthropic and Gemini, requests alike.
+them, so one server on one port answers OpenAI (``/v1/chat/completions``...), Anthropic
+(``/v1/messages``) and Gemini (``/v1beta/models/{model}:generateContent``...) requests alike.
 Handlers begin every API request with ``MockState.admit``, which counts it, applies the fault and
 the API-key check, and hands back the request's ``Plan``.
 
@@ -28,7 +29,7 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
-from tollway.mock import openai
+from tollway.mock import anthropic, gemini, openai
 from tollway.mock.faults import (
     ErrorRenderer,
     Fault,
@@ -54,7 +55,16 @@ DEFAULT_MODELS: tuple[str, ...] = (
 CONTROL_PREFIX = "/__mock/"
 
 FormatRegistrar = Callable[[web.Application, "MockState"], None]
-FORMATS: tuple[FormatRegistrar, ...] = (openai.register,)
+FORMATS: tuple[FormatRegistrar, ...] = (openai.register, anthropic.register, gemini.register)
+
+KeyReader = Callable[[web.Request], "str | None"]
+"""Where a wire format's requests carry their API key: the key presented, or None."""
+
+
+def bearer_key(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (OpenAI's way)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme == "Bearer" and token else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class MockOptions:
     models: Sequence[str] = DEFAULT_MODELS  # served by the model list; strict_models accepts only these
     reply_words: int = 12
     strict_models: bool = False
-    api_key: str | None = None  # when set, API requests need "Authorization: Bearer <api_key>"
+    api_key: str | None = None  # when set, API requests must present it, each format its own way
     chunk_delay_ms: float = 0
     omit_tool_call_index: bool = False
     no_usage: bool = False
@@ -101,7 +111,6 @@ class MockState:
         self.slot = FaultSlot(options.fault)
         self.quirks = options.quirks()
         self.stats = Stats()
-        self._authorization = f"Bearer {options.api_key}" if options.api_key is not None else None
 
     def configure(self, values: dict[str, object]) -> None:
         """Replace the active fault and quirk overrides (ValueError if a field is malformed)."""
@@ -121,9 +130,18 @@ class MockState:
         return not self.options.strict_models or model in self.models
 
     async def admit(
-        self, request: web.Request, *, model: str | None, prompt: str, reject: ErrorRenderer
+        self,
+        request: web.Request,
+        *,
+        model: str | None,
+        prompt: str,
+        reject: ErrorRenderer,
+        key: KeyReader = bearer_key,
     ) -> Plan | web.StreamResponse:
-        """Count the request, then fault it or check its key; its Plan, or the response to send."""
+        """Count the request, then fault it or check its key; its Plan, or the response to send.
+
+        A wrong or missing key is refused with ``reject(401, ..., "invalid_api_key")``.
+        """
         self.stats.record(request.path, model)
         try:
             directives, prompt = parse_directives(prompt)
@@ -141,7 +159,7 @@ class MockState:
         failed = await inject(request, plan.fault, reject)
         if failed is not None:
             return failed
-        if self._authorization is not None and request.headers.get("Authorization") != self._authorization:
+        if options.api_key is not None and key(request) != options.api_key:
             return reject(401, "Incorrect API key provided.", "invalid_api_key")
         return plan
 
@@ -267,7 +285,11 @@ def run(host: str, port: int, options: MockOptions) -> None:
 
 async def _serve(host: str, port: int, options: MockOptions) -> None:
     async with await start_mock(host, port, options) as mock:
-        print(f"tollway mock listening on {mock.url} (OpenAI base URL {mock.url}/v1)", flush=True)
+        print(
+            f"tollway mock listening on {mock.url} (OpenAI base URL {mock.url}/v1; "
+            f"Anthropic and Gemini base URL {mock.url})",
+            flush=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

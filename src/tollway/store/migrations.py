@@ -138,9 +138,16 @@ def _v2_keys(conn: Connection) -> None:
     Index("ix_requests_tenant_ts", requests.c.tenant, requests.c.ts).create(conn)
 
 
+def _v3_saved_cost(conn: Connection) -> None:
+    # what a cache hit or a deduplicated call would have cost (the cost it saved); NULL otherwise
+    column_type = Double().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE requests ADD COLUMN saved_cost {column_type}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create requests", _v1_requests),
     Migration(2, "create api_keys and tenants", _v2_keys),
+    Migration(3, "add requests.saved_cost", _v3_saved_cost),
 )
 
 

@@ -47,6 +47,7 @@ class SpendRow:
     reasoning_tokens: int
     cost: float  # US dollars over priced rows; rows without a known price count as 0
     unpriced: int  # rows whose cost is unknown (NULL)
+    saved: float = 0.0  # US dollars that cache hits and deduplicated calls did not spend
 
 
 def is_error() -> ColumnElement[bool]:
@@ -123,6 +124,7 @@ def spend(dialect: str, keys: Sequence[str], *, since: float, until: float | Non
         ),
         cost,
         (func.count() - func.count(requests.c.cost)).label("unpriced"),
+        func.coalesce(func.sum(requests.c.saved_cost), 0.0).label("saved"),
     )
     conditions = [requests.c.ts >= since]
     if until is not None:
@@ -147,4 +149,38 @@ def spend_row(keys: Sequence[str], mapping: Mapping[str, Any]) -> SpendRow:
         reasoning_tokens=int(mapping["reasoning_tokens"]),
         cost=float(mapping["cost"]),
         unpriced=int(mapping["unpriced"]),
+        saved=float(mapping["saved"]),
     )
+
+
+@dataclass(slots=True)
+class CacheRow:
+    """Calls of one cache status ("hit", "semantic", "dedup", "miss", "bypass"; "" when no cache ran)."""
+
+    status: str
+    requests: int
+    cost: float
+    saved: float
+
+
+def cache_summary(*, since: float, until: float | None = None) -> Select[Any]:
+    """Requests, cost and money saved per cache status, chat and embeddings calls only."""
+    conditions = [requests.c.ts >= since, requests.c.endpoint.in_(("chat", "embeddings"))]
+    if until is not None:
+        conditions.append(requests.c.ts < until)
+    return (
+        select(
+            requests.c.cache_status,
+            func.count().label("requests"),
+            func.coalesce(func.sum(requests.c.cost), 0.0).label("cost"),
+            func.coalesce(func.sum(requests.c.saved_cost), 0.0).label("saved"),
+        )
+        .where(and_(*conditions))
+        .group_by(requests.c.cache_status)
+        .order_by(requests.c.cache_status)
+    )
+
+
+def cache_row(mapping: Mapping[str, Any]) -> CacheRow:
+    return CacheRow(str(mapping["cache_status"]), int(mapping["requests"]), float(mapping["cost"]),
+                    float(mapping["saved"]))

@@ -31,3 +31,4 @@ class LogRow:
     tenant: str = ""
     request_body: str | None = None  # only when [storage] log_bodies = true
     response_body: str | None = None
+    saved_cost: float | None = None  # cache hits and deduplicated calls: what the call would have cost

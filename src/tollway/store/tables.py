@@ -57,6 +57,7 @@ requests = Table(
     Column("tenant", String, nullable=False),
     Column("request_body", Text, nullable=True),
     Column("response_body", Text, nullable=True),
+    Column("saved_cost", Double, nullable=True),  # cache hits and deduplicated calls: the cost saved
     # (model, ts) and (key, ts) serve both "rows of this model" and "rows of this model since t".
     Index("ix_requests_ts", "ts"),
     Index("ix_requests_requested_model_ts", "requested_model", "ts"),

@@ -1,0 +1,86 @@
+"""Stage 3: look up. Answer from the cache — the exact key first, then (when enabled) a paraphrase
+of the last user message within the same conversation — or say how the call may fill the cache.
+
+Every answer carries ``x-tollway-cache``: ``hit`` (exact), ``semantic`` (with
+``x-tollway-cache-similarity``), ``dedup`` (shared an identical call in flight, see ``dedup``),
+``miss`` (looked up, not found: this call's answer is stored) or ``bypass`` (not looked up: caching
+is off for this model or key, the temperature policy skips it, or the client sent
+``Cache-Control: no-cache`` / ``no-store``). A hit costs nothing; its log row records what the
+original call cost as ``saved_cost``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..call import Call
+from ..egress import Responder
+from .entry import Entry
+from .key import CacheKey, request_key
+from .replay import send_answer
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+HEADER = b"x-tollway-cache"
+SIMILARITY_HEADER = b"x-tollway-cache-similarity"
+
+
+@dataclass(slots=True)
+class Lookup:
+    answered: bool = False  # the cache answered; nothing else to do
+    key: CacheKey | None = None  # set when this call's answer may be stored (and shared)
+    join: bool = False  # it may also join an identical call already in flight
+    vector: Any = None  # the last user message's embedding, computed by the semantic lookup
+
+
+NOT_CACHED = Lookup()
+ANSWERED = Lookup(answered=True)
+
+
+def set_status(call: Call, status: str) -> None:
+    call.cache_status = status
+    call.extra_headers.append((HEADER, status.encode()))
+
+
+async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
+    cache = rt.cache
+    if cache is None:
+        return NOT_CACHED
+    decision = cache.policy.decide(call)
+    if not decision.active:
+        set_status(call, "bypass")
+        cache.count("bypass")
+        return NOT_CACHED
+    key = request_key(call, semantic=decision.semantic and cache.semantic is not None)
+    if not decision.lookup:
+        set_status(call, "bypass")
+        cache.count("bypass")
+        return Lookup(key=key)
+    entry = await cache.get(key.digest)
+    if entry is not None and entry.tenant == call.tenant:
+        await _serve(rt, call, out, entry, "hit")
+        return ANSWERED
+    vector = None
+    if key.group is not None and cache.semantic is not None:
+        match, vector = await cache.semantic.find(rt, key)
+        if match is not None:
+            entry = await cache.get(match.digest)
+            if entry is not None and entry.tenant == call.tenant:
+                call.extra_headers.append((SIMILARITY_HEADER, f"{match.similarity:.3f}".encode()))
+                await _serve(rt, call, out, entry, "semantic")
+                return ANSWERED
+            cache.semantic.forget(key, match.digest)  # its answer expired or was evicted
+    call.cache_status = "miss"  # dedup.join sends the header: this call may yet join another
+    return Lookup(key=key, join=True, vector=vector)
+
+
+async def _serve(rt: Runtime, call: Call, out: Responder, entry: Entry, status: str) -> None:
+    set_status(call, status)
+    call.provider, call.upstream_model = entry.provider, entry.upstream_model
+    call.cost, call.saved_cost = 0.0, entry.cost
+    await send_answer(call, out, entry.body, None)
+    call.status = 200
+    assert rt.cache is not None
+    rt.cache.count(status, entry.cost)

@@ -1,0 +1,83 @@
+"""Whether one call may be answered from the cache, may fill it, and may share an identical call in
+flight — decided from the configuration, the model, the key and the client's ``Cache-Control``.
+
+- ``cache.enabled``, overridden per requested model by ``cache.models`` (fnmatch patterns, the first
+  match wins) and per virtual key by ``call.cache_enabled`` (set in stage 1).
+- ``cache.temperature_policy``: "skip" caches and shares only calls that ask for temperature 0 (an
+  absent temperature means the provider's default, which samples); "cache" caches every call (a
+  cached answer is then one sample that every identical call gets).
+- ``Cache-Control: no-cache``: do not answer from the cache nor join a call in flight, but store
+  the fresh answer. ``no-store``: none of it, and nothing of this call is kept or shared.
+- Only protocols whose answers the cache can store and replay take part (``codec``: OpenAI's
+  and Anthropic's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from ..call import Call, ClientProtocol, Endpoint
+from ..config import CacheConfig
+
+CACHED_PROTOCOLS = frozenset({ClientProtocol.OPENAI, ClientProtocol.ANTHROPIC})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    lookup: bool = False  # may answer from the cache (and join an identical call in flight)
+    store: bool = False  # may fill the cache (and let identical calls join this one)
+    semantic: bool = False  # may also look up / index by meaning
+
+    @property
+    def active(self) -> bool:
+        return self.lookup or self.store
+
+
+BYPASS = Decision()
+
+
+def _directives(header: str) -> set[str]:
+    return {part.strip().split("=", 1)[0].lower() for part in header.split(",") if part.strip()}
+
+
+class Policy:
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._exact = {m: on for m, on in config.models.items() if not any(c in m for c in "*?[")}
+        self._patterns = [(m, on) for m, on in config.models.items() if m not in self._exact]
+        self._semantic_models = tuple(config.semantic.models)
+        self._memo: dict[str, tuple[bool, bool]] = {}
+
+    def _model(self, model: str) -> tuple[bool, bool]:
+        """(cached, semantic) for a requested model; memoized, the set of names is small."""
+        known = self._memo.get(model)
+        if known is not None:
+            return known
+        on = self._exact.get(model)
+        if on is None:
+            on = next((v for m, v in self._patterns if fnmatchcase(model, m)), self._config.enabled)
+        sem = self._config.semantic
+        semantic = on and sem.enabled and (not self._semantic_models or any(
+            model == m or fnmatchcase(model, m) for m in self._semantic_models))
+        if len(self._memo) < 4096:
+            self._memo[model] = (on, semantic)
+        return on, semantic
+
+    def decide(self, call: Call) -> Decision:
+        if call.protocol not in CACHED_PROTOCOLS or not call.cache_enabled:
+            return BYPASS
+        on, semantic = self._model(call.model)
+        if not on:
+            return BYPASS
+        if self._config.temperature_policy == "skip" and call.endpoint is Endpoint.CHAT:
+            temperature = call.body.get("temperature")
+            if temperature is None or temperature != 0:
+                return BYPASS
+        lookup = True
+        if call.cache_control:
+            directives = _directives(call.cache_control)
+            if "no-store" in directives:
+                return BYPASS
+            lookup = "no-cache" not in directives
+        return Decision(lookup=lookup, store=True, semantic=semantic and call.endpoint is Endpoint.CHAT)

@@ -1,0 +1,141 @@
+"""Anthropic-format endpoints for Anthropic SDK clients: ``/v1/messages`` and
+``/v1/messages/count_tokens``. Any provider can serve them; errors use Anthropic's envelope and
+streams Anthropic's named events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .. import pipeline
+from ..accounting import record
+from ..asgi import (
+    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, parse_object, read_body,
+    respond,
+)
+from ..call import Call, ClientProtocol, Endpoint
+from ..errors import InvalidRequest, TollwayError
+from ..keys.auth import authenticate
+from ..keys.secret import from_headers as client_key
+from ..providers.anthropic import AnthropicUpstream
+from ..providers.base import Reply
+from ..runtime import Runtime
+from ..sse import encode_named
+from ..tokens import estimate_prompt
+from ..translate.anthropic_ingress import anthropic_to_openai_request
+from .openai import _call_headers, new_request_id, run_until_disconnect
+
+
+def _headers(call: Call) -> Headers:
+    # the Anthropic SDK reads `request-id`
+    return _call_headers(call) + [(b"request-id", call.request_id.encode())]
+
+
+class AnthropicResponder:
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def reply(self, call: Call, reply: Reply) -> None:
+        await respond(self._send, 200, reply.body, JSON_HEADERS + _headers(call))
+
+    async def start_stream(self, call: Call) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + _headers(call)})
+
+    async def chunk(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_stream(self) -> None:
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def stream_error(self, call: Call, error: TollwayError) -> None:
+        # the Anthropic SDKs raise on `event: error`; no message_stop follows
+        await self.chunk(encode_named("error", error.anthropic_envelope()))
+        await self.end_stream()
+
+    async def error(self, call: Call, error: TollwayError) -> None:
+        headers = JSON_HEADERS + _headers(call)
+        if error.retry_after is not None:
+            headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
+        await respond(self._send, error.status, orjson.dumps(error.anthropic_envelope()), headers)
+
+
+def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
+    model = data.get("model")
+    if model is None:
+        raise InvalidRequest("model: Field required", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Input should be a non-empty string", param="model")
+    max_tokens = data.get("max_tokens")
+    if max_tokens is None:
+        raise InvalidRequest("max_tokens: Field required", param="max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise InvalidRequest("max_tokens: Input should be a positive integer", param="max_tokens")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages: Input should be a non-empty list", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise InvalidRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'", param="messages")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
+    return model, stream is True
+
+
+async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Call | None:
+    call = Call(new_request_id(), ClientProtocol.ANTHROPIC, Endpoint.CHAT, {}, "", False)
+    call.api_key = client_key(scope)
+    try:
+        data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
+        call.body = data
+        call.model, call.stream = validate_messages(data)
+        return call
+    except ClientDisconnected:
+        return None
+    except TollwayError as exc:
+        if isinstance(call.body.get("model"), str):
+            call.model = call.body["model"]
+        call.status, call.error_type = exc.status, exc.error_type
+        await AnthropicResponder(send).error(call, exc)
+        record(rt, call)
+        return None
+
+
+async def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    call = await _parse(rt, scope, receive, send)
+    if call is None:
+        return
+    if not call.stream:
+        await pipeline.handle(rt, call, AnthropicResponder(send))
+        return
+    await run_until_disconnect(pipeline.handle(rt, call, AnthropicResponder(send)), receive)
+
+
+async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """Asked of the first Anthropic deployment serving the model; estimated when none does."""
+    out = AnthropicResponder(send)
+    call = Call(new_request_id(), ClientProtocol.ANTHROPIC, Endpoint.CHAT, {}, "", False)
+    call.api_key = client_key(scope)
+    try:
+        data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("model: Field required", param="model")
+        call.model = model
+        await authenticate(rt, call)  # a key that may not use the model may not count its tokens
+        if not isinstance(data.get("messages"), list):
+            raise InvalidRequest("messages: Field required", param="messages")
+        for dep in rt.router.candidates(model):
+            if isinstance(dep.upstream, AnthropicUpstream) and dep.available():
+                body = await dep.upstream.count_tokens(data, dep)
+                await respond(send, 200, body, JSON_HEADERS)
+                return
+        count = estimate_prompt(anthropic_to_openai_request(data))
+        await respond(send, 200, orjson.dumps({"input_tokens": count}), JSON_HEADERS)
+    except ClientDisconnected:
+        return
+    except TollwayError as exc:
+        await out.error(call, exc)

@@ -1,0 +1,51 @@
+"""Stage 1: authenticate. The client's key (read at ingress into ``call.api_key``) becomes a
+``Principal``: the key, its tenant, and so the limits that stage 2 applies."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..call import Call
+from ..errors import AuthenticationFailed, KeyStoreUnavailable, PermissionDenied
+from . import secret
+from .key import OPEN, KeyStatus, Principal
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger("tollway.keys")
+
+
+async def authenticate(rt: Runtime, call: Call) -> Principal:
+    cache = rt.keys
+    if cache is None or (cache.open and not call.api_key):
+        return OPEN
+    if not call.api_key:
+        raise AuthenticationFailed("Missing API key: send it as 'Authorization: Bearer <key>' "
+                                   "or in an 'x-api-key' header.")
+    key_hash = secret.digest(call.api_key)
+    key = cache.cached(key_hash)
+    if key is None:
+        try:
+            key = await cache.lookup(key_hash)  # a key created since the last refresh, elsewhere
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("looking up an unknown key failed: %r", exc)
+            if cache.open:
+                return OPEN
+            raise KeyStoreUnavailable("The key store is unreachable; retry shortly.") from None
+        if key is None:
+            if cache.open:
+                return OPEN  # running open: a key tollway does not know (an upstream's, say) is ignored
+            raise AuthenticationFailed("Incorrect API key provided.")
+    call.key_id, call.tenant = key.id, key.tenant  # the log shows refused calls of a known key too
+    if key.status is not KeyStatus.ACTIVE:
+        raise AuthenticationFailed("This API key is disabled.")
+    if key.expired():
+        raise AuthenticationFailed("This API key has expired.")
+    if not key.allows(call.model):
+        raise PermissionDenied(f"This API key may not use the model '{call.model}'; it may use: "
+                               f"{', '.join(key.models)}.", param="model", code="model_not_allowed")
+    return Principal(key, cache.tenant(key.tenant))

@@ -1,0 +1,62 @@
+"""Rate limits and budgets (pipeline stage 2): ``Limiter`` over a ``Backend`` of ledgers, in memory
+(one process) or in Redis (every process of a deployment)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..config import Config
+from ..pricing import Pricer
+from .ledger import Backend
+from .limiter import Limiter, Seeder, State, Ticket
+from .memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ..call import Call
+    from ..keys.key import Principal
+    from ..pool import Deployment
+    from ..runtime import Runtime
+
+log = logging.getLogger("tollway.limits")
+
+__all__ = ["Backend", "Limiter", "MemoryBackend", "Seeder", "State", "Ticket", "admit", "make_limiter", "settle"]
+
+
+def make_limiter(config: Config, pricer: Pricer, engine: AsyncEngine | None) -> Limiter:
+    """The limiter ``config`` asks for; budgets are seeded from the request log behind ``engine``."""
+    seeder: Seeder | None = None
+    if engine is not None:
+        from .spend import spent_since
+
+        async def seeder(scope: str, name: str, since: float) -> float:
+            return await spent_since(engine, scope, name, since)
+
+    lc = config.limits
+    if lc.backend == "redis":
+        from redis.exceptions import RedisError
+
+        from .redis import RedisBackend
+
+        backend: Backend = RedisBackend(lc.redis_url, prefix=lc.redis_prefix, timeout=lc.redis_timeout,
+                                        pool_size=lc.redis_pool_size)
+        return Limiter(config, backend, pricer, seeder=seeder, unavailable=(RedisError, OSError, TimeoutError))
+    if engine is not None and engine.dialect.name == "postgresql":
+        log.warning("limits: the request log is shared (PostgreSQL) but limits.backend is \"memory\": each "
+                    "gateway process counts rate limits and budgets on its own. Use limits.backend = \"redis\" "
+                    "when several processes serve the same keys.")
+    return Limiter(config, MemoryBackend(), pricer, seeder=seeder)
+
+
+async def admit(rt: Runtime, call: Call, principal: Principal, candidates: list[Deployment]) -> Ticket | None:
+    """Stage 2. Raises RateLimited, BudgetExceeded or LimitsUnavailable; a ticket to settle otherwise."""
+    return None if rt.limits is None else await rt.limits.admit(call, principal, candidates)
+
+
+async def settle(rt: Runtime, call: Call, ticket: Ticket | None) -> None:
+    """After stage 7 (``call.cost`` is final), whatever the outcome: real tokens and cost replace the
+    estimates, reservations and concurrency slots are released."""
+    if ticket is not None and rt.limits is not None:
+        await rt.limits.settle(call, ticket)

@@ -1,0 +1,106 @@
+"""Google's Gemini API: ``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``
+with ``x-goog-api-key``. Every client protocol is translated (``translate.gemini``), through the
+OpenAI format for Anthropic clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from ..call import Call, Usage
+from ..config import ProviderConfig
+from ..errors import UpstreamError
+from ..sse import SSEEvent
+from ..tokens import estimate_prompt
+from ..translate.errors import TranslationError
+from ..translate.gemini import GeminiToOpenAIStream, gemini_to_openai_response, openai_to_gemini_request
+from ..translate.usage import usage_from_gemini
+from .anthropic import named_error
+from .base import Reply
+from .bridge import client_body, client_chunks, openai_request, wants_usage
+from .transport import Transport, parse_event_json, relay_sse
+
+if TYPE_CHECKING:
+    from ..pool import Deployment
+
+
+class GeminiUpstream:
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        headers = {"x-goog-api-key": config.api_key} if config.api_key else {}
+        self._http = Transport(config, headers,
+                               lambda s, raw, ra: named_error(config.name, s, raw, ra, "gemini"))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    def _url(self, model: str, stream: bool) -> str:
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"{self.config.base_url}/models/{model}:{action}"
+
+    async def complete(self, call: Call, deployment: Deployment) -> Reply:
+        body = openai_to_gemini_request(openai_request(call), deployment.upstream_model)
+        raw = await self._http.post(self._url(deployment.upstream_model, False), body)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.config.name}: the answer is not JSON", status=502,
+                                provider=self.config.name, body=raw) from None
+        response = gemini_to_openai_response(parsed, model=deployment.upstream_model, request_id=call.request_id)
+        return Reply(client_body(call, response), usage_from_gemini(parsed.get("usageMetadata") or {}))
+
+    async def stream(self, call: Call, deployment: Deployment) -> GeminiStream:
+        call.client_wants_usage = wants_usage(call)
+        body = openai_to_gemini_request(openai_request(call), deployment.upstream_model)
+        resp = await self._http.open_stream(self._url(deployment.upstream_model, True), body)
+        return GeminiStream(resp, call, self.config.name, deployment.upstream_model)
+
+    async def embed(self, call: Call, deployment: Deployment) -> Reply:
+        raise TranslationError(f"{self.config.name}: embeddings are not translated to Gemini yet", param="model")
+
+
+class GeminiStream:
+    def __init__(self, resp: aiohttp.ClientResponse, call: Call, provider: str, model: str) -> None:
+        self._resp = resp
+        self._call = call
+        self._provider = provider
+        self._to_openai = GeminiToOpenAIStream(model=model, request_id=call.request_id,
+                                               include_usage=call.client_wants_usage)
+        self._sink = client_chunks(call)
+        self._output_chars = 0
+        self._last_usage: dict[str, Any] = {}
+        self.usage: Usage | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return relay_sse(self._resp, self._provider, self._event, self._end, self._estimate)
+
+    async def close(self) -> None:
+        if not self._resp.closed:
+            self._resp.close()
+
+    def _event(self, event: SSEEvent) -> bytes:
+        data = parse_event_json(event.data, self._provider)
+        if not isinstance(data, dict):
+            return b""
+        if isinstance(data.get("usageMetadata"), dict):
+            self._last_usage = data["usageMetadata"]
+        chunks = self._to_openai.feed(data)
+        for chunk in chunks:
+            for choice in chunk.get("choices") or ():
+                self._output_chars += len((choice.get("delta") or {}).get("content") or "")
+        return b"".join(self._sink.feed(chunk) for chunk in chunks)
+
+    def _end(self) -> bytes:
+        tail = b"".join(self._sink.feed(chunk) for chunk in self._to_openai.finish())
+        self.usage = self._to_openai.usage or usage_from_gemini(self._last_usage)
+        return tail + self._sink.finish()
+
+    def _estimate(self) -> None:
+        known = usage_from_gemini(self._last_usage) if self._last_usage else Usage()
+        self.usage = Usage(
+            input_tokens=known.input_tokens or estimate_prompt(openai_request(self._call)),
+            cached_tokens=known.cached_tokens,
+            output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4), estimated=True)

@@ -1,0 +1,149 @@
+"""HTTP to one upstream: a pooled keep-alive aiohttp session, exception mapping into the error tree,
+``Retry-After`` parsing, and the SSE relay loop every provider's stream shares."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..config import ProviderConfig
+from ..errors import StreamInterrupted, TollwayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from ..sse import SSEDecoder, SSEEvent
+
+ErrorParser = Callable[[int, bytes, float | None], UpstreamError]
+"""(status, body, retry_after) → the upstream's error, from its own envelope."""
+
+
+class Transport:
+    def __init__(self, config: ProviderConfig, headers: dict[str, str], parse_error: ErrorParser) -> None:
+        self.config = config
+        self.headers = {"Content-Type": "application/json", **headers, **config.headers}
+        self._parse_error = parse_error
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout, sock_connect=config.connect_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.config.max_connections, keepalive_timeout=60,
+                                             ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, body: dict[str, Any]) -> bytes:
+        """POST JSON; the body of a 200 answer, or the upstream's error raised."""
+        try:
+            async with self._client().post(url, data=orjson.dumps(body), headers=self.headers,
+                                           timeout=self._timeout) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise self._parse_error(resp.status, raw, retry_after(resp.headers))
+                return raw
+        except TollwayError:
+            raise
+        except Exception as exc:
+            raise self.map(exc) from exc
+
+    async def open_stream(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """POST and return the response once its status says the stream has begun."""
+        try:
+            resp = await self._client().post(url, data=orjson.dumps(body), headers=self.headers,
+                                             timeout=self._stream_timeout)
+        except Exception as exc:
+            raise self.map(exc) from exc
+        if resp.status != 200:
+            try:
+                raw = await resp.read()
+            except Exception as exc:
+                raise self.map(exc) from exc
+            finally:
+                resp.release()
+            raise self._parse_error(resp.status, raw, retry_after(resp.headers))
+        return resp
+
+    def map(self, exc: BaseException) -> TollwayError:
+        name = self.config.name
+        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            return UpstreamTimeout(f"{name}: no answer within the timeout")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamUnavailable(f"{name}: cannot connect ({exc.os_error.strerror or 'refused'})")
+        if isinstance(exc, aiohttp.ClientError):
+            return UpstreamUnavailable(f"{name}: connection failed ({type(exc).__name__})")
+        return UpstreamUnavailable(f"{name}: {type(exc).__name__}")
+
+
+async def relay_sse(
+    resp: aiohttp.ClientResponse,
+    provider: str,
+    on_event: Callable[[SSEEvent], bytes],
+    on_end: Callable[[], bytes],
+    on_failure: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """Decode an upstream SSE body as it arrives; ``on_event`` turns each event into bytes for the
+    client (empty: nothing to send), ``on_end`` runs when the body ends (it raises if the answer is
+    incomplete). ``on_failure`` runs before any failure propagates (to estimate usage)."""
+    decoder = SSEDecoder()
+    finished = False
+    try:
+        async for chunk in resp.content.iter_any():
+            piece = b"".join([on_event(e) for e in decoder.feed(chunk)])
+            if piece:
+                yield piece
+        piece = b"".join([on_event(e) for e in decoder.close()]) + on_end()
+        finished = True
+        if piece:
+            yield piece
+    except TollwayError:
+        on_failure()
+        raise
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        on_failure()
+        raise StreamInterrupted(f"{provider}: the stream stalled past the timeout") from None
+    except aiohttp.ClientError as exc:
+        on_failure()
+        raise StreamInterrupted(f"{provider}: the stream broke ({type(exc).__name__})") from None
+    finally:
+        if finished:
+            resp.release()
+        else:
+            resp.close()
+
+
+def parse_event_json(data: bytes, provider: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise StreamInterrupted(f"{provider}: the stream sent an event that is not JSON") from None
+
+
+def retry_after(headers: Any) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
