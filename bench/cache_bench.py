@@ -6,8 +6,9 @@ cached answer, and the semantic lookup.
     python bench/cache_bench.py --mode micro
 
 http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx (core 1, with wrk):
-       requests/s at 64 connections; p50/p99 at 1 connection measured by the client (wrk) and by the
-       gateway itself (``latency_ms`` of the scenario's log rows: request parsed → response sent).
+       requests/s at 64 connections and the gateway's CPU time per request during that run (steadier
+       than requests/s on a busy machine); p50/p99 at 1 connection measured by the client (wrk) and
+       by the gateway itself (``latency_ms`` of the scenario's log rows: request parsed → response sent).
        Scenarios:
          none        stages 3 and 4 removed from the pipeline (the gateway before the cache existed)
          off         ``cache.enabled = false``
@@ -16,8 +17,10 @@ http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx 
          hit         one request, answered from the memory cache
          hit-stream  the same as a stream (chunks synthesized from the stored answer)
          hit-redis   answered from the Redis cache (127.0.0.1:6379, a unique prefix)
-micro  in one process: memory per cached answer (tracemalloc), the lookup of a hit without HTTP,
-       and the semantic cache (embedding one prompt; searching 1k/10k/50k prompts of one group).
+micro  in one process: memory per cached answer (tracemalloc), the lookup of a hit without HTTP, the
+       whole pipeline per call for the same scenarios (an upstream that answers at once, no sockets:
+       the gateway's own CPU cost, steady on a busy machine), and the semantic cache (embedding one
+       prompt; searching 1k/10k/50k prompts of one group).
 Prints markdown; writes bench/results/cache.json.
 """
 
@@ -29,7 +32,6 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
@@ -124,7 +126,7 @@ def wrk(body: str, connections: int, seconds: int, *, unique: bool = False) -> d
     lua.write_text(LUA)
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
            "-s", str(lua), f"http://127.0.0.1:{PORT}/v1/chat/completions"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False,
                          env={**os.environ, "BENCH_BODY": body, "BENCH_UNIQUE": "1" if unique else "0"})
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -132,6 +134,12 @@ def wrk(body: str, connections: int, seconds: int, *, unique: bool = False) -> d
             result["rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
             return result
     raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process: unlike requests/s, barely moved by other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def gateway_latency(db: Path, since: float, status: str) -> dict[str, float] | None:
@@ -187,7 +195,9 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
                 raise RuntimeError(f"the gateway did not start; see {WORK_DIR / (scenario + '.log')}")
             time.sleep(0.05)
         wrk(body, 64, 2, unique=unique)  # warm-up (and, for hits, the one miss that fills the cache)
+        cpu_before = cpu_seconds(proc.pid)
         loaded = wrk(body, 64, seconds, unique=unique)
+        cpu_used = cpu_seconds(proc.pid) - cpu_before
         since = time.time()
         single = wrk(body, 1, max(3, seconds // 2), unique=unique)
         side = gateway_latency(db, since, status)
@@ -201,7 +211,8 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
             asyncio.run(drop_prefix(prefix))
     if loaded["non2xx"] or single["non2xx"]:
         raise RuntimeError(f"{scenario}: {loaded['non2xx'] + single['non2xx']} non-2xx answers")
-    return {"rps_at_64": loaded["rps"], "client_p50_ms_at_1": round(single["p50"] / 1000, 3),
+    return {"rps_at_64": loaded["rps"], "cpu_us_per_request": round(cpu_used / loaded["requests"] * 1e6, 1),
+            "client_p50_ms_at_1": round(single["p50"] / 1000, 3),
             "client_p99_ms_at_1": round(single["p99"] / 1000, 3), "gateway_ms_at_1": side, "rss_mb": round(rss_kb / 1024, 1)}
 
 
@@ -288,6 +299,63 @@ async def hit_lookup(n: int) -> dict[str, float]:
     return {"p50_us": round(times[n // 2] / 1000, 1), "p99_us": round(times[int(n * 0.99)] / 1000, 1)}
 
 
+async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
+    """``pipeline.handle`` in process, against an upstream that answers at once and a responder that
+    sends nothing: what the gateway's own code costs per call, without HTTP, sockets or other load."""
+    from tollway import pipeline
+    from tollway.cache import make_cache
+    from tollway.cache.lookup import NOT_CACHED
+    from tollway.call import Call, ClientProtocol, Endpoint, Usage
+    from tollway.config import parse_config
+    from tollway.pricing import Pricer
+    from tollway.providers.base import Reply
+    from tollway.routing import Router
+    from tollway.runtime import Runtime
+
+    answer = completion_body(20)
+
+    class Instant:
+        async def complete(self, call: Call, deployment: Any) -> Reply:
+            return Reply(answer, Usage(input_tokens=20, output_tokens=20))
+
+        async def close(self) -> None: ...
+
+    class Sink:
+        async def reply(self, call: Call, reply: Reply) -> None: ...
+        async def start_stream(self, call: Call) -> None: ...
+        async def chunk(self, data: bytes) -> None: ...
+        async def end_stream(self) -> None: ...
+        async def stream_error(self, call: Call, error: Exception) -> None: ...
+        async def error(self, call: Call, error: Exception) -> None: ...
+
+    async def no_lookup(rt: Any, call: Any, out: Any) -> Any:
+        return NOT_CACHED
+
+    real_look_up = pipeline.look_up
+    providers = [{"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "models": ["gpt-4o-mini"]}]
+    out: dict[str, dict[str, float]] = {}
+    for scenario in ("none", "off", "bypass", "miss", "hit"):
+        cache = {"off": {"enabled": False}, "none": {}, "bypass": {}}.get(scenario, {"temperature_policy": "cache"})
+        cfg = parse_config({"providers": providers, "cache": cache})
+        rt = Runtime(cfg, Router(cfg, lambda p: Instant()), Pricer(cfg.prices), None, cache=make_cache(cfg))  # type: ignore[arg-type,return-value]
+        pipeline.look_up = no_lookup if scenario == "none" else real_look_up  # type: ignore[assignment]
+        times = []
+        for i in range(n + 1000):
+            content = f"question {i}" if scenario == "miss" else "question"
+            body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+            if scenario != "bypass":
+                body["temperature"] = 0
+            call = Call(f"r{i}", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
+            started = time.perf_counter_ns()
+            await pipeline.handle(rt, call, Sink())  # type: ignore[arg-type]
+            if i >= 1000:  # after a warm-up
+                times.append(time.perf_counter_ns() - started)
+        pipeline.look_up = real_look_up
+        times.sort()
+        out[scenario] = {"p50_us": round(times[n // 2] / 1000, 1), "mean_us": round(sum(times) / n / 1000, 1)}
+    return out
+
+
 def semantic_costs() -> dict[str, Any]:
     import numpy as np
 
@@ -326,10 +394,10 @@ def semantic_costs() -> dict[str, Any]:
 
 def micro(n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"memory": {f"{w}_words": memory_per_entry(5_000, w) for w in (50, 300)},
-                           "hit_lookup": asyncio.run(hit_lookup(n))}
+                           "hit_lookup": asyncio.run(hit_lookup(n)), "pipeline": asyncio.run(pipeline_costs(n))}
     try:
         out["semantic"] = semantic_costs()
-    except Exception as exc:  # the optional extra is not installed
+    except (ImportError, RuntimeError, OSError) as exc:  # the optional extra is not installed
         out["semantic"] = {"error": repr(exc)}
     print(f"micro: {out}", file=sys.stderr)
     return out
@@ -340,13 +408,14 @@ def micro(n: int) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     out: list[str] = []
     if "http" in results:
-        out += ["| scenario (HTTP, gateway on one core) | requests/s at 64 conns | client p50 / p99 ms at 1 conn "
-                "| gateway p50 / p99 ms at 1 conn | RSS MB |", "|---|---|---|---|---|"]
+        out += [("| scenario (HTTP, gateway on one core) | requests/s at 64 conns | gateway CPU µs/request "
+                 "| client p50 / p99 ms at 1 conn | gateway p50 / p99 ms at 1 conn | RSS MB |"),
+                "|---|---|---|---|---|---|"]
         for name, r in results["http"].items():
             side = r["gateway_ms_at_1"]
             side_text = "—" if side is None else f"{side['p50']} / {side['p99']}"
-            out.append(f"| {name} | {r['rps_at_64']:,.0f} | {r['client_p50_ms_at_1']} / {r['client_p99_ms_at_1']} "
-                       f"| {side_text} | {r['rss_mb']} |")
+            out.append(f"| {name} | {r['rps_at_64']:,.0f} | {r['cpu_us_per_request']} "
+                       f"| {r['client_p50_ms_at_1']} / {r['client_p99_ms_at_1']} | {side_text} | {r['rss_mb']} |")
     if "micro" in results:
         m = results["micro"]
         out += ["", "| in process | value |", "|---|---|"]
@@ -355,6 +424,9 @@ def markdown(results: dict[str, Any]) -> str:
                        f"| {mem['bytes_per_entry']:,} B (answer + {mem['overhead_per_entry']} B) |")
         out.append(f"| stage 3 lookup of an exact hit, no HTTP (p50 / p99) | {m['hit_lookup']['p50_us']} / "
                    f"{m['hit_lookup']['p99_us']} µs |")
+        for name, r in m["pipeline"].items():
+            out.append(f"| whole pipeline in process, instant upstream, {name} (p50 / mean) "
+                       f"| {r['p50_us']} / {r['mean_us']} µs |")
         s = m["semantic"]
         if "error" not in s:
             out.append(f"| semantic: embed one prompt, one thread (p50 / p99) | {s['embed_p50_ms']} / "

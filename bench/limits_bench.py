@@ -1,8 +1,8 @@
 """What virtual keys, rate limits and budgets cost on the request path, with the memory and Redis backends.
 
-    python bench/limits_bench.py                      # both modes (~1 minute)
+    python bench/limits_bench.py                      # both modes (~3 minutes)
     python bench/limits_bench.py --mode micro -n 20000
-    python bench/limits_bench.py --mode http --duration 10
+    python bench/limits_bench.py --mode http --duration 10 --rounds 3
 
 micro  In one process, no HTTP. Latency of stage 1 (authenticate) + stage 2 (admit), what a response
        waits for, one request at a time (p50/p99, µs); and CPU per request including the settlement
@@ -35,11 +35,12 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-WORK_DIR = BENCH_DIR / ".work-limits"
+WORK_DIR = BENCH_DIR / ".work" / "limits"  # gitignored, like bench/run.py's .work
 RESULTS = BENCH_DIR / "results" / "limits.json"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SCENARIOS = ("open", "key", "limits-memory", "limits-redis")
 GATEWAY_PORT = 18210
+UPSTREAM_PORTS = (18280, 18281)  # not bench/run.py's 18080/18081: both benchmarks may run on one machine
 BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 LUA = """
 wrk.method = "POST"
@@ -166,13 +167,12 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
         while settling:
             await asyncio.gather(*settling)
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        sem = asyncio.Semaphore(64)
 
-        async def limited() -> int:
-            async with sem:
-                return await one()
+        async def client() -> None:  # 64 of these: 64 requests in flight, as 64 connections would make
+            for _ in range(n // 64):
+                await one()
 
-        await asyncio.gather(*(limited() for _ in range(n)))
+        await asyncio.gather(*(client() for _ in range(64)))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
         await limiter.close()
@@ -184,8 +184,8 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
         "p50_us": round(latencies[len(latencies) // 2] / 1000, 1),
         "p99_us": round(latencies[int(len(latencies) * 0.99)] / 1000, 1),
         "mean_us": round(statistics.fmean(latencies) / 1000, 1),
-        "cpu_us_per_request_at_64": round(cpu / n * 1e6, 1),
-        "requests_per_s_at_64": round(n / wall),
+        "cpu_us_per_request_at_64": round(cpu / (n // 64 * 64) * 1e6, 1),
+        "requests_per_s_at_64": round(n // 64 * 64 / wall),
     }
 
 
@@ -205,7 +205,7 @@ def wrk(key: str, connections: int, seconds: int) -> dict[str, Any]:
     lua.write_text(LUA)
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
            "-s", str(lua), f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=seconds + 60,
                          env={**os.environ, "BENCH_BODY": BODY, "BENCH_KEY": key or "none"})
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -273,18 +273,29 @@ def _toml(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
-def http(seconds: int) -> dict[str, dict[str, Any]]:
+def http(seconds: int, rounds: int) -> dict[str, dict[str, Any]]:
+    """Scenarios interleaved ``rounds`` times; each keeps its best run (the least disturbed by other
+    work on the machine)."""
     sys.path.insert(0, str(BENCH_DIR))
     import upstream
 
     if not (shutil.which("wrk") and shutil.which("taskset")):
         raise RuntimeError("the http mode needs wrk and taskset (see bench/README.md)")
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    results = {}
+    upstream.JSON_PORT, upstream.SSE_PORT = UPSTREAM_PORTS
+    results: dict[str, dict[str, Any]] = {}
     with upstream.Nginx(WORK_DIR):
-        for scenario in SCENARIOS:
-            results[scenario] = http_one(scenario, seconds)
-            print(f"http {scenario}: {results[scenario]}", file=sys.stderr)
+        for _ in range(rounds):
+            for scenario in SCENARIOS:
+                run = http_one(scenario, seconds)
+                run["load1"] = round(os.getloadavg()[0], 2)
+                print(f"http {scenario}: {run}", file=sys.stderr)
+                best = results.get(scenario)
+                if best is None or run["rps_at_64"] > best["rps_at_64"]:
+                    results[scenario] = {**run, "p50_ms_at_1": min(run["p50_ms_at_1"],
+                                                                    (best or run)["p50_ms_at_1"])}
+                else:
+                    best["p50_ms_at_1"] = min(best["p50_ms_at_1"], run["p50_ms_at_1"])
     return results
 
 
@@ -310,13 +321,14 @@ def main() -> int:
     parser.add_argument("--mode", choices=("micro", "http", "both"), default="both")
     parser.add_argument("-n", type=int, default=20000, help="requests per micro scenario")
     parser.add_argument("--duration", type=int, default=10, help="seconds per http run")
+    parser.add_argument("--rounds", type=int, default=2, help="http runs per scenario (the best is kept)")
     args = parser.parse_args()
     load_before = os.getloadavg()
     results: dict[str, Any] = {"started": time.time(), "load_before": load_before}
     if args.mode in ("micro", "both"):
         results["micro"] = micro(args.n)
     if args.mode in ("http", "both"):
-        results["http"] = http(args.duration)
+        results["http"] = http(args.duration, args.rounds)
     results["load_after"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))

@@ -250,11 +250,11 @@ class Gateway:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)  # SIGINT may be ignored when we run in the background
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop within 15 s of SIGINT; killing it")
+                log(f"{self.name} did not stop within 15 s of SIGTERM; killing it")
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None

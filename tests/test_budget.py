@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,10 +68,11 @@ def test_key_spec_validation() -> None:
                           "budget_action": "warn", "models": "gpt-4o-mini, gpt-4o*", "expires": "2030-01-01"})
     assert spec.limits == Limits(10, None, None, BudgetRule(5.0, Period.DAY, Action.WARN))
     assert spec.models == ("gpt-4o-mini", "gpt-4o*") and spec.expires_at == ts("2030-01-01 00:00", ZoneInfo("UTC"))
-    for bad, field in [({"name": "a b"}, "name"), ({"name": "a", "rpm": 0}, "rpm"), ({"name": "a", "budget": -1}, "budget"),
+    cases: list[tuple[dict[str, Any], str]] = [({"name": "a b"}, "name"), ({"name": "a", "rpm": 0}, "rpm"), ({"name": "a", "budget": -1}, "budget"),
                        ({"name": "a", "budget": 1, "budget_period": "year"}, "budget_period"),
                        ({"name": "a", "expires": "soon"}, "expires"), ({"name": "a", "colour": 1}, "colour"),
-                       ({"name": "a", "budget_action": "warn"}, "budget amount")]:
+                       ({"name": "a", "budget_action": "warn"}, "budget amount")]
+    for bad, field in cases:
         with pytest.raises(SpecError, match=field):
             KeySpec.parse(bad)
     base = parse_limits({"rpm": 5, "budget": 10})

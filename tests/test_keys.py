@@ -272,3 +272,29 @@ async def test_repository_on_postgres(pg_url: str) -> None:
         assert secret not in dump and secret[6:] not in dump
     finally:
         await store.close()
+
+
+async def test_anthropic_clients_use_x_api_key(gw: RunningServer) -> None:
+    import anthropic
+
+    _, secret = await create_key(gw, models=["gpt-4o-mini"])
+    _, broke = await create_key(gw, name="broke", budget=0.0)
+    msg: Any = [{"role": "user", "content": "hello"}]
+    good = anthropic.AsyncAnthropic(base_url=gw.url, api_key=secret, max_retries=0)
+    answer = await good.messages.create(model="gpt-4o-mini", max_tokens=10, messages=msg)
+    assert answer.content
+    with pytest.raises(anthropic.PermissionDeniedError):
+        await good.messages.create(model="gpt-4o", max_tokens=10, messages=msg)
+    poor = anthropic.AsyncAnthropic(base_url=gw.url, api_key=broke, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as limited:  # a zero budget admits nothing priced
+        await poor.messages.create(model="gpt-4o-mini", max_tokens=10, messages=msg)
+    body: Any = limited.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert "Budget exceeded" in body["error"]["message"]
+    bad = anthropic.AsyncAnthropic(base_url=gw.url, api_key="sk-tw-nope", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as failed:
+        await bad.messages.create(model="gpt-4o-mini", max_tokens=10, messages=msg)
+    body = failed.value.body
+    assert body["error"]["type"] == "authentication_error"
+    for c in (good, poor, bad):
+        await c.close()

@@ -83,12 +83,12 @@ async def test_tokens_are_corrected_after_the_call(backend: Backend) -> None:
 
 
 async def test_tokens_retry_after_waits_for_enough_to_free(backend: Backend) -> None:
-    await backend.admit("e1", [window("t:key:e", 100, amount=30, ttl=0.3)])
-    await asyncio.sleep(0.15)
-    await backend.admit("e2", [window("t:key:e", 100, amount=60, ttl=0.3)])
-    refused = await backend.admit("e3", [window("t:key:e", 100, amount=50, ttl=0.3)])
-    # freeing e1's 30 is not enough for 50 more; e2 must go too
-    assert not refused.admitted and 0.2 < refused.retry_after <= 0.3
+    await backend.admit("e1", [window("t:key:e", 100, amount=30, ttl=1.0)])
+    await asyncio.sleep(0.5)
+    await backend.admit("e2", [window("t:key:e", 100, amount=60, ttl=1.0)])
+    refused = await backend.admit("e3", [window("t:key:e", 100, amount=50, ttl=1.0)])
+    # freeing e1's 30 (in ~0.5 s) is not enough for 50 more; e2 must go too (in ~1 s)
+    assert not refused.admitted and 0.75 < refused.retry_after <= 1.0
 
 
 async def test_concurrency_lease_is_released(backend: Backend) -> None:

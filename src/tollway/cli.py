@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from .config import Config, ConfigError, load_config, storage_url, zero_config
+from .keys.commands import keys_app, tenants_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
 console = Console(stderr=True, soft_wrap=True)
@@ -152,11 +153,15 @@ def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to che
         out.print(f"model [bold]{model}[/bold]: tries {chain}")
     for name, price in cfg.prices.items():
         out.print(f"price override {name}: ${price.input}/M in, ${price.output}/M out")
+    lim = cfg.limits
+    where = (f"redis {lim.redis_url} (prefix {lim.redis_prefix}; if unreachable: {lim.on_unavailable})"
+             if lim.backend == "redis" else "memory (this process only)")
+    out.print(f"limits and budgets counted in {where}; budget calendar {cfg.budgets.timezone}")
+    for b in cfg.budgets.gateway:
+        out.print(f"gateway budget: ${b.amount:g} per {b.period} ({b.action})")
     if not cfg.providers:
         out.print("[yellow]no providers: `tollway start` would serve the built-in fake providers[/yellow]")
 
-
-from .keys.commands import keys_app, tenants_app  # noqa: E402  (they use _load and _fail above)
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")

