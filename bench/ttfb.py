@@ -31,7 +31,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 async def measure(url: str, n: int, warmup: int = 20, body: bytes = STREAM_BODY,
-                  time_limit: float = 60.0) -> dict[str, Any]:
+                  time_limit: float = 60.0, min_seconds: float = 0.0) -> dict[str, Any]:
+    """``n`` measured requests after ``warmup`` ones; more if ``min_seconds`` have not passed yet."""
     connector = aiohttp.TCPConnector(limit=1)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
     samples: list[float] = []
@@ -40,8 +41,12 @@ async def measure(url: str, n: int, warmup: int = 20, body: bytes = STREAM_BODY,
     first_failure = ""
     deadline = time.monotonic() + time_limit
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
-        for i in range(warmup + n):
-            if time.monotonic() > deadline:
+        started = time.monotonic()
+        i = -1
+        while True:
+            i += 1
+            now = time.monotonic()
+            if now > deadline or (i >= warmup + n and now - started >= min_seconds):
                 break
             t0 = time.perf_counter()
             try:
@@ -99,9 +104,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--body", help="request body (default: a small streamed chat completion)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="stop after this many seconds")
+    parser.add_argument("--min-seconds", type=float, default=0.0,
+                        help="keep sending (beyond -n) until this many seconds have passed")
     args = parser.parse_args()
     body = args.body.encode() if args.body else STREAM_BODY
-    result = run(measure(args.url, args.n, args.warmup, body, args.time_limit))
+    result = run(measure(args.url, args.n, args.warmup, body, args.time_limit, args.min_seconds))
     json.dump(result, sys.stdout)
     print()
 

@@ -85,3 +85,14 @@ async def test_shared_calls_and_tool_use(kind: str, gateway_factory: GatewayFact
         assert msg.stop_reason == "tool_use" and status == "miss"
     assert mock_a.stats()["requests"] == 3
     await c.close()
+
+
+async def test_cache_control_from_anthropic_clients(gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
+    gw = await gateway_factory(config("openai", mock_a))
+    c = client(gw)
+    assert (await create(c, messages=ASK, extra_headers={"Cache-Control": "no-store"}))[0] == "bypass"
+    assert (await create(c, messages=ASK))[0] == "miss"
+    assert (await create(c, messages=ASK, extra_headers={"Cache-Control": "no-cache"}))[0] == "bypass"
+    assert (await create(c, messages=ASK))[0] == "hit"
+    assert mock_a.stats()["requests"] == 3
+    await c.close()

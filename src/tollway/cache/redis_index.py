@@ -27,6 +27,8 @@ from .semantic import MemoryIndex
 
 log = logging.getLogger("tollway.cache")
 
+_WARN_EVERY = 30.0  # seconds between two warnings about an unreachable Redis
+
 
 class RedisIndex(MemoryIndex):
     """The index shared through Redis streams, mirrored locally per group."""
@@ -38,6 +40,14 @@ class RedisIndex(MemoryIndex):
         self._redis = redis
         self._prefix = "{" + prefix + ":cache}:s:"
         self.errors = 0
+        self._warned_at = 0.0
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._warned_at > _WARN_EVERY:
+            self._warned_at = now
+            log.warning("semantic cache: cannot %s: %r", what, exc)
 
     async def add(self, name: str, digest: str, text: str, vector: Vector) -> None:
         key = self._prefix + name
@@ -49,8 +59,7 @@ class RedisIndex(MemoryIndex):
                 pipe.pexpire(key, ttl_ms)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            self.errors += 1
-            log.warning("semantic cache: cannot index in Redis: %r", exc)
+            self._failed("index in Redis", exc)
         self._local_add(name, digest, text, vector, time.time() + self.ttl)
 
     async def sync(self, name: str) -> None:
@@ -73,8 +82,7 @@ class RedisIndex(MemoryIndex):
                 if len(rows) < 500:
                     return
         except (RedisError, OSError, KeyError, ValueError) as exc:
-            self.errors += 1
-            log.warning("semantic cache: cannot read the shared index: %r", exc)
+            self._failed("read the shared index", exc)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "errors": self.errors}

@@ -11,8 +11,8 @@ import orjson
 from .. import pipeline
 from ..accounting import record
 from ..asgi import (
-    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, parse_object, read_body,
-    respond,
+    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, header, parse_object,
+    read_body, respond,
 )
 from ..call import Call, ClientProtocol, Endpoint
 from ..errors import InvalidRequest, TollwayError
@@ -88,6 +88,9 @@ def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
 async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Call | None:
     call = Call(new_request_id(), ClientProtocol.ANTHROPIC, Endpoint.CHAT, {}, "", False)
     call.api_key = client_key(scope)
+    cache_control = header(scope, b"cache-control")
+    if cache_control:
+        call.cache_control = cache_control.decode("latin-1")
     try:
         data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
         call.body = data

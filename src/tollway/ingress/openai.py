@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 from typing import Any
 
@@ -27,8 +28,12 @@ from ..runtime import Runtime
 from ..sse import encode_json
 
 
+_ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
+_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
 def _call_headers(call: Call) -> Headers:
