@@ -33,7 +33,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield MemoryBackend()
         return
     prefix = f"tollway-test-{uuid.uuid4().hex[:12]}"
-    redis_backend = RedisBackend(REDIS_URL, prefix=prefix)
+    redis_backend = RedisBackend(REDIS_URL, prefix=prefix, timeout=5.0)  # a busy 2-core CI box can be slow to connect
     try:
         yield redis_backend
     finally:

@@ -7,7 +7,7 @@ Every route needs ``Authorization: Bearer <admin token>`` (``admin.token`` or
     GET    /admin/keys                    list (?tenant=NAME, ?deleted=true)
     POST   /admin/keys                    create; the answer holds the key, shown this once
     GET    /admin/keys/{id or name}       show (with this budget period's spend)
-    PATCH  /admin/keys/{id or name}       change tenant, models, limits, budget or expiry
+    PATCH  /admin/keys/{id or name}       change tenant, models, limits, budget, expiry or cache
     POST   /admin/keys/{id or name}/disable | /enable | /rotate
     DELETE /admin/keys/{id or name}
     GET    /admin/tenants                 list
@@ -50,6 +50,7 @@ from ..keys.spec import (
     SpecError,
     check_fields,
     check_name,
+    parse_cache,
     parse_expires,
     parse_limits,
     parse_models,
@@ -180,7 +181,7 @@ async def show_key(rt: Runtime, args: list[str], params: Params, body: bytes) ->
 
 async def update_key(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
     data = _object(body)
-    check_fields(data, frozenset({"tenant", "models", "expires", *TENANT_FIELDS}))
+    check_fields(data, frozenset({"tenant", "models", "expires", "cache", *TENANT_FIELDS}))
     repo = _repo(rt)
     try:
         key = await repo.get(args[0])
@@ -191,6 +192,8 @@ async def update_key(rt: Runtime, args: list[str], params: Params, body: bytes) 
             changes["models"] = parse_models(data["models"])
         if "expires" in data:
             changes["expires_at"] = parse_expires(data["expires"])
+        if "cache" in data:
+            changes["cache"] = parse_cache(data["cache"])
         if TENANT_FIELDS & set(data):
             changes["limits"] = parse_limits(data, key.limits)
         key = await repo.update(key.id, changes)

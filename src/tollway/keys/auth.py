@@ -48,4 +48,5 @@ async def authenticate(rt: Runtime, call: Call) -> Principal:
     if not key.allows(call.model):
         raise PermissionDenied(f"This API key may not use the model '{call.model}'; it may use: "
                                f"{', '.join(key.models)}.", param="model", code="model_not_allowed")
+    call.cache_enabled = key.cache  # the response cache's per-key switch (cache/policy.py)
     return Principal(key, cache.tenant(key.tenant))

@@ -36,6 +36,8 @@ ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight at 
 ModelsOpt = Annotated[str | None, typer.Option(help="Comma-separated models the key may use (patterns like "
                                                        "'gpt-4o*' allowed) (default: any).")]
 ExpiresOpt = Annotated[str | None, typer.Option(help="Expiry: a duration (30d, 12h, 2w) or an ISO date/time.")]
+CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Whether the response cache serves (and "
+                                                                      "shares) the key's calls.")]
 
 
 def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -86,14 +88,14 @@ def _print(record: dict[str, Any], as_json: bool) -> None:
 def _keys_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Virtual keys", header_style="bold")
     for column in ("name", "id", "tenant", "hint", "status", "models", "rpm", "tpm", "concurrency", "budget",
-                   "expires"):
+                   "expires", "cache"):
         table.add_column(column)
     for r in rows:
         budget = r["budget"]
         table.add_row(r["name"], r["id"], r["tenant"] or "—", r["hint"], r["status"], ",".join(r["models"]) or "any",
                       *(str(r[k]) if r[k] is not None else "—" for k in ("rpm", "tpm", "concurrency")),
                       f"${budget['amount']:g}/{budget['period']} ({budget['action']})" if budget else "—",
-                      _when(r["expires_at"]))
+                      _when(r["expires_at"]), "on" if r["cache"] else "off")
     return table
 
 
@@ -108,13 +110,14 @@ def create(
     name: Annotated[str, typer.Option(help="A unique name (letters, digits, _ . @ -).")],
     tenant: TenantOpt = None, budget: BudgetOpt = None, budget_period: PeriodOpt = None,
     budget_action: ActionOpt = None, rpm: RpmOpt = None, tpm: TpmOpt = None, concurrency: ConcurrencyOpt = None,
-    models: ModelsOpt = None, expires: ExpiresOpt = None, config: ConfigOpt = None, storage: StorageOpt = None,
-    as_json: JsonOpt = False,
+    models: ModelsOpt = None, expires: ExpiresOpt = None,
+    cache: CacheOpt = True,
+    config: ConfigOpt = None, storage: StorageOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create a key and print it, once: only its hash is stored."""
     from .spec import KeySpec
 
-    data = {"name": name, "tenant": tenant, "models": models, "expires": expires,
+    data = {"name": name, "tenant": tenant, "models": models, "expires": expires, "cache": cache,
             **_limits_data(budget, budget_period, budget_action, rpm, tpm, concurrency)}
     spec = _checked(lambda: KeySpec.parse(data))
     key, secret = _run(config, storage, lambda repo: repo.create(spec))
@@ -165,11 +168,13 @@ def update(
     tenant: TenantOpt = None, budget: BudgetOpt = None, budget_period: PeriodOpt = None,
     budget_action: ActionOpt = None, rpm: RpmOpt = None, tpm: TpmOpt = None, concurrency: ConcurrencyOpt = None,
     models: ModelsOpt = None, expires: ExpiresOpt = None,
+    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Turn the response cache on or off "
+                                                                          "for the key's calls.")] = None,
     clear: Annotated[str | None, typer.Option(help="Comma-separated settings to remove: budget, rpm, tpm, "
                                                       "concurrency, models, expires, tenant.")] = None,
     config: ConfigOpt = None, storage: StorageOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Change a key's tenant, models, limits, budget or expiry (only the options given)."""
+    """Change a key's tenant, models, limits, budget, expiry or caching (only the options given)."""
     from .spec import check_name, parse_expires, parse_limits, parse_models
 
     data: dict[str, Any] = _limits_data(budget, budget_period, budget_action, rpm, tpm, concurrency)
@@ -186,6 +191,8 @@ def update(
             changes["models"] = parse_models(models)
         if expires is not None or "expires" in removed:
             changes["expires_at"] = parse_expires(expires)
+        if cache is not None:
+            changes["cache"] = cache
         if data:
             changes["limits"] = parse_limits(data, key.limits)
         return await repo.update(key.id, changes)

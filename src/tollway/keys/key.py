@@ -31,6 +31,7 @@ class VirtualKey:
     status: KeyStatus
     created_at: float
     updated_at: float
+    cache: bool = True  # whether the response cache serves (and shares) this key's calls
 
     def allows(self, model: str) -> bool:
         return not self.models or any(model == m or fnmatchcase(model, m) for m in self.models)
@@ -42,7 +43,8 @@ class VirtualKey:
         return {
             "id": self.id, "name": self.name, "tenant": self.tenant or None, "hint": self.hint,
             "models": list(self.models), **self.limits.to_json(), "expires_at": self.expires_at,
-            "status": self.status.value, "created_at": self.created_at, "updated_at": self.updated_at,
+            "cache": self.cache, "status": self.status.value, "created_at": self.created_at,
+            "updated_at": self.updated_at,
         }
 
 

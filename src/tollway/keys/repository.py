@@ -52,6 +52,7 @@ def key_from_row(row: Row[Any] | Mapping[str, Any]) -> VirtualKey:
         id=m["id"], name=m["name"], tenant=m["tenant"], key_hash=m["key_hash"], hint=m["hint"],
         models=tuple(orjson.loads(m["models"])), limits=_limits(m), expires_at=m["expires_at"],
         status=KeyStatus(m["status"]), created_at=m["created_at"], updated_at=m["updated_at"],
+        cache=m["cache"] is None or bool(m["cache"]),  # NULL: a key from before migration 4 (cached)
     )
 
 
@@ -75,6 +76,7 @@ class KeyRepository:
             "key_hash": secret.digest(plaintext), "hint": secret.hint(plaintext),
             "models": orjson.dumps(list(spec.models)).decode(), **_limit_columns(spec.limits),
             "expires_at": spec.expires_at, "status": KeyStatus.ACTIVE.value, "created_at": now, "updated_at": now,
+            "cache": spec.cache,
         }
         try:
             async with self._engine.begin() as conn:

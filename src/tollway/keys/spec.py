@@ -16,7 +16,7 @@ _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 KEY_FIELDS = frozenset({"name", "tenant", "models", "rpm", "tpm", "concurrency", "budget", "budget_period",
-                        "budget_action", "expires"})
+                        "budget_action", "expires", "cache"})
 TENANT_FIELDS = frozenset({"rpm", "tpm", "concurrency", "budget", "budget_period", "budget_action"})
 
 
@@ -99,6 +99,15 @@ def parse_models(value: Any) -> tuple[str, ...]:
     return tuple(m.strip() for m in value if m.strip())
 
 
+def parse_cache(value: Any) -> bool:
+    """Whether the response cache serves a key's calls: true (the default, also for null) or false."""
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise SpecError(f"cache must be true or false, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     name: str
@@ -106,6 +115,7 @@ class KeySpec:
     models: tuple[str, ...]
     limits: Limits
     expires_at: float | None
+    cache: bool = True
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> KeySpec:
@@ -117,6 +127,7 @@ class KeySpec:
             models=parse_models(data.get("models")),
             limits=parse_limits(data),
             expires_at=parse_expires(data.get("expires")),
+            cache=parse_cache(data.get("cache")),
         )
 
 

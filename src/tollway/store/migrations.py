@@ -144,10 +144,17 @@ def _v3_saved_cost(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE requests ADD COLUMN saved_cost {column_type}"))
 
 
+def _v4_key_cache(conn: Connection) -> None:
+    # whether the response cache serves a key's calls; NULL (every key created before) means on
+    column_type = Boolean().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE api_keys ADD COLUMN cache {column_type}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create requests", _v1_requests),
     Migration(2, "create api_keys and tenants", _v2_keys),
     Migration(3, "add requests.saved_cost", _v3_saved_cost),
+    Migration(4, "add api_keys.cache", _v4_key_cache),
 )
 
 

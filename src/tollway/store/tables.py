@@ -87,6 +87,7 @@ api_keys = Table(
     Column("status", String, nullable=False),  # active, disabled, deleted
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    Column("cache", Boolean, nullable=True),  # the response cache serves this key; NULL = true (migration 4)
     Index("ux_api_keys_key_hash", "key_hash", unique=True),
     Index("ix_api_keys_updated_at", "updated_at"),
     # a name is unique among keys not deleted
