@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,8 +19,8 @@ from .keys.commands import keys_app, tenants_app
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
 console = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
-StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -46,8 +46,8 @@ def _ollama_answers() -> bool:
 @app.command()
 def start(
     config: ConfigOpt = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to listen on [default: 4000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 4000].")] = None,
 ) -> None:
     """Run the gateway. Without --config, providers come from OPENAI_API_KEY, MISTRAL_API_KEY, … ."""
     import uvicorn
@@ -77,7 +77,7 @@ def start(
 def mock(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
-    api_key: Annotated[Optional[str], typer.Option(help="Require this bearer key.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Require this bearer key.")] = None,
     strict_models: Annotated[bool, typer.Option(help="Answer 404 for models not in the list.")] = False,
     chunk_delay_ms: Annotated[float, typer.Option(help="Delay between streamed chunks.")] = 0.0,
     reply_words: Annotated[int, typer.Option(help="Words in each reply.")] = 12,
@@ -105,8 +105,8 @@ def logs(
     config: ConfigOpt = None,
     storage: StorageOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many recent calls.")] = 30,
-    model: Annotated[Optional[str], typer.Option(help="Only this requested model.")] = None,
-    provider: Annotated[Optional[str], typer.Option(help="Only this provider.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this requested model.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
     errors: Annotated[bool, typer.Option("--errors", help="Only failed calls.")] = False,
 ) -> None:
     """Recent calls as a table."""
@@ -121,7 +121,7 @@ def spend(
     config: ConfigOpt = None,
     storage: StorageOpt = None,
     by: Annotated[str, typer.Option(help="Group by: comma-separated of provider, model, upstream_model, key, tenant, day.")] = "provider,model",
-    period: Annotated[Optional[str], typer.Option(help="today, week, month or all [default: today and month].")] = None,
+    period: Annotated[str | None, typer.Option(help="today, week, month or all [default: today and month].")] = None,
 ) -> None:
     """Spend by provider and model (today and this month unless --period)."""
     from .reports import print_spend

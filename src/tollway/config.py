@@ -287,7 +287,7 @@ def zero_config(environ: dict[str, str] | os._Environ[str] = os.environ, *, olla
         key = environ.get(env) or (environ.get("GOOGLE_API_KEY") if kind == "gemini" else None)
         if key:
             providers.append(ProviderConfig(
-                name=kind, kind=kind, api_key=key,  # type: ignore[arg-type]
+                name=kind, kind=kind, api_key=key,
                 models={m: m for m in VENDOR_DEFAULTS[kind]["models"]},
             ))
     if ollama:

@@ -17,9 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,6 +27,12 @@ from rich.table import Table
 
 from .config import data_dir
 from .mock import MockOptions, start_mock
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam
+
+    from .store import SpendRow
 
 MODELS = ["gpt-4o-mini", "gpt-4o"]
 PROMPTS = [
@@ -69,8 +75,9 @@ async def run_demo(*, requests: int = 2000, concurrency: int = 16, quiet: bool =
     port = _free_port()
     config = db.with_name("demo.toml")
     config.write_text(_CONFIG.format(port=port, storage=storage, a=mock_a.url, b=mock_b.url))
-    gateway = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    gateway = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the demo waits with to_thread
+        [sys.executable, "-m", "tollway", "start", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="demo", max_retries=0, timeout=30)
     tally = Tally()
@@ -176,24 +183,23 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the gateway did not start within 10 s")
 
 
-async def _one(client: object, i: int, tally: Tally) -> bool:
+async def _one(client: AsyncOpenAI, i: int, tally: Tally) -> bool:
     import openai
 
-    assert isinstance(client, openai.AsyncOpenAI)
     rng = random.Random(i)
     model = MODELS[0] if rng.random() < 0.75 else MODELS[1]
-    messages = [{"role": "user", "content": rng.choice(PROMPTS) + f" (#{i})"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": rng.choice(PROMPTS) + f" (#{i})"}]
     stream = rng.random() < 0.3
     t0 = time.perf_counter()
     try:
         if stream:
-            s = await client.chat.completions.create(model=model, messages=messages, stream=True)  # type: ignore[arg-type]
+            s = await client.chat.completions.create(model=model, messages=messages, stream=True)
             headers = s.response.headers
             async for _ in s:
                 pass
             tally.streamed += 1
         else:
-            raw = await client.chat.completions.with_raw_response.create(model=model, messages=messages)  # type: ignore[arg-type]
+            raw = await client.chat.completions.with_raw_response.create(model=model, messages=messages)
             headers = raw.headers
             raw.parse()
     except openai.APIError as exc:
@@ -212,7 +218,7 @@ def _pct(values: list[float], q: float) -> float:
     return values[int(q * (len(values) - 1))]
 
 
-def _report(console: Console, tally: Tally, spend: list[object], elapsed: float, storage: str) -> None:
+def _report(console: Console, tally: Tally, spend: list[SpendRow], elapsed: float, storage: str) -> None:
     total = tally.ok + tally.failed
     lat = sorted(tally.latencies)
     table = Table(title="tollway demo", show_header=False)
@@ -224,8 +230,8 @@ def _report(console: Console, tally: Tally, spend: list[object], elapsed: float,
     if lat:
         table.add_row("latency at the client p50 / p95", f"{_pct(lat, 0.5):.1f} ms / {_pct(lat, 0.95):.1f} ms")
     if tally.gateway_ms:
-        g = tally.gateway_ms
-        table.add_row("latency in the gateway p50 / p95", f"{_pct(g, 0.5):.1f} ms / {_pct(g, 0.95):.1f} ms")
+        gw = tally.gateway_ms
+        table.add_row("latency in the gateway p50 / p95", f"{_pct(gw, 0.5):.1f} ms / {_pct(gw, 0.95):.1f} ms")
     if tally.errors:
         table.add_row("client errors", ", ".join(f"{k}: {v}" for k, v in tally.errors.items()))
     console.print(table)
@@ -235,10 +241,10 @@ def _report(console: Console, tally: Tally, spend: list[object], elapsed: float,
         cost.add_column(col, justify="right" if col not in ("model", "provider") else "left")
     total_cost = 0.0
     for row in spend:
-        g = row.group  # type: ignore[attr-defined]
-        total_cost += row.cost  # type: ignore[attr-defined]
-        cost.add_row(g.get("model", ""), g.get("provider", ""), str(row.requests),  # type: ignore[attr-defined]
-                     str(row.input_tokens), str(row.output_tokens), f"{row.cost:.6f}")  # type: ignore[attr-defined]
+        g = row.group
+        total_cost += row.cost
+        cost.add_row(g.get("model", ""), g.get("provider", ""), str(row.requests),
+                     str(row.input_tokens), str(row.output_tokens), f"{row.cost:.6f}")
     cost.add_row("[bold]total spend[/bold]", "", "", "", "", f"[bold]{total_cost:.6f}[/bold]")
     console.print(cost)
     console.print(f"Every call is in the log. Look at it with:\n  [bold]tollway logs --storage {storage}[/bold]\n"

@@ -10,6 +10,7 @@ takes the deployment out of rotation for that long without counting as a breaker
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ class Deployment:
     requests: int = 0
     failures: int = 0
     last_error: str = ""
-    _clock: Any = field(default=time.monotonic, repr=False)
+    _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     @property
     def key(self) -> str:

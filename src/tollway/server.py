@@ -10,7 +10,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -23,8 +23,8 @@ from .keys.cache import KeyCache
 from .keys.repository import KeyRepository
 from .limits import make_limiter
 from .pricing import Pricer
-from .providers.base import Upstream
 from .providers.anthropic import AnthropicUpstream
+from .providers.base import Upstream
 from .providers.gemini import GeminiUpstream
 from .providers.openai import OpenAICompatible
 from .routing import Router
@@ -198,7 +198,7 @@ class RunningServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def __aenter__(self) -> RunningServer:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -11,55 +11,43 @@ import orjson
 from .. import pipeline
 from ..accounting import record
 from ..asgi import (
-    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, header, parse_object,
-    read_body, respond,
+    JSON_HEADERS,
+    ClientDisconnected,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_object,
+    read_body,
+    respond,
 )
 from ..call import Call, ClientProtocol, Endpoint
+from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
 from ..keys.auth import authenticate
 from ..keys.secret import from_headers as client_key
 from ..providers.anthropic import AnthropicUpstream
-from ..providers.base import Reply
 from ..runtime import Runtime
 from ..sse import encode_named
 from ..tokens import estimate_prompt
 from ..translate.anthropic_ingress import anthropic_to_openai_request
-from .openai import _call_headers, new_request_id, run_until_disconnect
+from .openai import new_request_id, run_until_disconnect
 
 
-def _headers(call: Call) -> Headers:
-    # the Anthropic SDK reads `request-id`
-    return _call_headers(call) + [(b"request-id", call.request_id.encode())]
+class AnthropicResponder(ASGIResponder):
+    """Errors in Anthropic's envelope; a broken stream ends with `event: error` and no message_stop."""
 
+    __slots__ = ()
 
-class AnthropicResponder:
-    __slots__ = ("_send",)
+    def headers(self, call: Call) -> Headers:
+        return super().headers(call) + [(b"request-id", call.request_id.encode())]  # the SDK reads it
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    def envelope(self, error: TollwayError) -> dict[str, Any]:
+        return error.anthropic_envelope()
 
-    async def reply(self, call: Call, reply: Reply) -> None:
-        await respond(self._send, 200, reply.body, JSON_HEADERS + _headers(call))
-
-    async def start_stream(self, call: Call) -> None:
-        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + _headers(call)})
-
-    async def chunk(self, data: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": data, "more_body": True})
-
-    async def end_stream(self) -> None:
-        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def stream_error(self, call: Call, error: TollwayError) -> None:
-        # the Anthropic SDKs raise on `event: error`; no message_stop follows
-        await self.chunk(encode_named("error", error.anthropic_envelope()))
-        await self.end_stream()
-
-    async def error(self, call: Call, error: TollwayError) -> None:
-        headers = JSON_HEADERS + _headers(call)
-        if error.retry_after is not None:
-            headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
-        await respond(self._send, error.status, orjson.dumps(error.anthropic_envelope()), headers)
+    def stream_error_event(self, error: TollwayError) -> bytes:
+        return encode_named("error", error.anthropic_envelope())
 
 
 def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:

@@ -12,21 +12,24 @@ import itertools
 import os
 from typing import Any
 
-import orjson
-
 from .. import pipeline
 from ..accounting import record
 from ..asgi import (
-    JSON_HEADERS, SSE_HEADERS, ClientDisconnected, Headers, Receive, Scope, Send, header, parse_object,
-    read_body, respond, respond_json,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_object,
+    read_body,
+    respond_json,
 )
 from ..call import Call, ClientProtocol, Endpoint
+from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
 from ..keys.secret import from_headers as client_key
-from ..providers.base import Reply
 from ..runtime import Runtime
 from ..sse import encode_json
-
 
 _ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
 _ids = itertools.count(1)
@@ -36,49 +39,16 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
-def _call_headers(call: Call) -> Headers:
-    return [
-        (b"x-request-id", call.request_id.encode()),
-        (b"x-tollway-provider", call.provider.encode()),
-        (b"x-tollway-model", call.upstream_model.encode()),
-        (b"x-tollway-attempts", str(call.attempts).encode()),
-        *call.extra_headers,
-    ]
+class OpenAIResponder(ASGIResponder):
+    """Errors in OpenAI's envelope; a broken stream ends with `data: {"error": …}` and no [DONE]."""
 
+    __slots__ = ()
 
-def error_headers(call: Call, error: TollwayError) -> Headers:
-    headers = JSON_HEADERS + _call_headers(call)
-    if error.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
-    return headers
+    def envelope(self, error: TollwayError) -> dict[str, Any]:
+        return error.openai_envelope()
 
-
-class OpenAIResponder:
-    __slots__ = ("_send",)
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-
-    async def reply(self, call: Call, reply: Reply) -> None:
-        await respond(self._send, 200, reply.body, JSON_HEADERS + _call_headers(call))
-
-    async def start_stream(self, call: Call) -> None:
-        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + _call_headers(call)})
-
-    async def chunk(self, data: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": data, "more_body": True})
-
-    async def end_stream(self) -> None:
-        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def stream_error(self, call: Call, error: TollwayError) -> None:
-        # The OpenAI SDKs raise on a `data: {"error": …}` event; no [DONE] follows, so nothing
-        # downstream mistakes a broken answer for a finished one.
-        await self.chunk(encode_json(error.openai_envelope()))
-        await self.end_stream()
-
-    async def error(self, call: Call, error: TollwayError) -> None:
-        await respond(self._send, error.status, orjson.dumps(error.openai_envelope()), error_headers(call, error))
+    def stream_error_event(self, error: TollwayError) -> bytes:
+        return encode_json(error.openai_envelope())
 
 
 # -- validation: only what tollway relies on ------------------------------------------------------

@@ -14,7 +14,9 @@ import orjson
 from ..call import Call, ClientProtocol
 from ..sse import DONE, encode_json, encode_named
 from ..translate.anthropic_ingress import (
-    OpenAIToAnthropicStream, anthropic_to_openai_request, openai_to_anthropic_response,
+    OpenAIToAnthropicStream,
+    anthropic_to_openai_request,
+    openai_to_anthropic_response,
 )
 
 

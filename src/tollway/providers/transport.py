@@ -108,7 +108,7 @@ async def relay_sse(
     except TollwayError:
         on_failure()
         raise
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         on_failure()
         raise StreamInterrupted(f"{provider}: the stream stalled past the timeout") from None
     except aiohttp.ClientError as exc:
