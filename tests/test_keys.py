@@ -298,3 +298,19 @@ async def test_anthropic_clients_use_x_api_key(gw: RunningServer) -> None:
     assert body["error"]["type"] == "authentication_error"
     for c in (good, poor, bad):
         await c.close()
+
+
+async def test_models_list_needs_a_key_and_shows_only_allowed_models(gw: RunningServer) -> None:
+    _, secret = await create_key(gw, name="narrow", models=["gpt-4o-mini"])
+    async with aiohttp.ClientSession() as s:
+        for _ in range(100):  # the key was created "elsewhere": open mode ends at the next refresh
+            async with s.get(f"{gw.url}/v1/models") as r:
+                status, body = r.status, await r.json()
+            if status != 200:
+                break
+            await asyncio.sleep(0.02)
+        assert status == 401 and body["error"]["type"] == "authentication_error"
+        async with s.get(f"{gw.url}/v1/models", headers={"Authorization": "Bearer sk-tw-wrong"}) as r:
+            assert r.status == 401
+    listed = [m.id async for m in client(gw, secret).models.list()]
+    assert listed == ["gpt-4o-mini"]

@@ -27,6 +27,7 @@ from ..asgi import (
 from ..call import Call, ClientProtocol, Endpoint
 from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
+from ..keys.auth import authenticate
 from ..keys.secret import from_headers as client_key
 from ..runtime import Runtime
 from ..sse import encode_json
@@ -154,8 +155,19 @@ async def embeddings(rt: Runtime, scope: Scope, receive: Receive, send: Send) ->
 
 
 async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
+    """The models this gateway serves; once keys exist, only to a valid key and only those it may use."""
+    call = Call(new_request_id(), ClientProtocol.OPENAI, Endpoint.CHAT, {}, "", False)
+    call.api_key = client_key(scope)
+    try:
+        principal = await authenticate(rt, call, check_model=False)
+    except TollwayError as exc:
+        await OpenAIResponder(send).error(call, exc)
+        return
+    names = rt.router.models()
+    if principal.key is not None:
+        names = [m for m in names if principal.key.allows(m)]
     created = int(rt.started_at)
-    data = [{"id": m, "object": "model", "created": created, "owned_by": "tollway"} for m in rt.router.models()]
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "tollway"} for m in names]
     await respond_json(send, 200, {"object": "list", "data": data})
 
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway.keys")
 
 
-async def authenticate(rt: Runtime, call: Call) -> Principal:
+async def authenticate(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
+    """``check_model=False``: only who the caller is (``GET /v1/models`` filters the list instead)."""
     cache = rt.keys
     if cache is None or (cache.open and not call.api_key):
         return OPEN
@@ -45,7 +46,7 @@ async def authenticate(rt: Runtime, call: Call) -> Principal:
         raise AuthenticationFailed("This API key is disabled.")
     if key.expired():
         raise AuthenticationFailed("This API key has expired.")
-    if not key.allows(call.model):
+    if check_model and not key.allows(call.model):
         raise PermissionDenied(f"This API key may not use the model '{call.model}'; it may use: "
                                f"{', '.join(key.models)}.", param="model", code="model_not_allowed")
     call.cache_enabled = key.cache  # the response cache's per-key switch (cache/policy.py)
