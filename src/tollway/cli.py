@@ -95,6 +95,10 @@ def demo(
     concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
 ) -> None:
     """Fake providers + the gateway + the official openai SDK, with one provider failing mid-run."""
+    try:
+        import openai  # noqa: F401  - the demo's client, as in a user's app
+    except ImportError:
+        raise _fail("the demo drives tollway with the official OpenAI SDK: pip install 'tollway[demo]'") from None
     from .demo import run_demo
 
     asyncio.run(run_demo(requests=requests, concurrency=concurrency))
