@@ -8,8 +8,6 @@ from typing import Any
 
 import orjson
 
-from .. import pipeline
-from ..accounting import record
 from ..asgi import (
     JSON_HEADERS,
     ClientDisconnected,
@@ -17,7 +15,6 @@ from ..asgi import (
     Receive,
     Scope,
     Send,
-    header,
     parse_object,
     read_body,
     respond,
@@ -26,13 +23,12 @@ from ..call import Call, ClientProtocol, Endpoint
 from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
 from ..keys.auth import authenticate
-from ..keys.secret import from_headers as client_key
 from ..providers.anthropic import AnthropicUpstream
 from ..runtime import Runtime
 from ..sse import encode_named
 from ..tokens import estimate_prompt
 from ..translate.anthropic_ingress import anthropic_to_openai_request
-from .openai import new_request_id, run_until_disconnect
+from .calls import new_call, serve
 
 
 class AnthropicResponder(ASGIResponder):
@@ -73,43 +69,15 @@ def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
     return model, stream is True
 
 
-async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Call | None:
-    call = Call(new_request_id(), ClientProtocol.ANTHROPIC, Endpoint.CHAT, {}, "", False)
-    call.api_key = client_key(scope)
-    cache_control = header(scope, b"cache-control")
-    if cache_control:
-        call.cache_control = cache_control.decode("latin-1")
-    try:
-        data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
-        call.body = data
-        call.model, call.stream = validate_messages(data)
-        return call
-    except ClientDisconnected:
-        return None
-    except TollwayError as exc:
-        if isinstance(call.body.get("model"), str):
-            call.model = call.body["model"]
-        call.status, call.error_type = exc.status, exc.error_type
-        await AnthropicResponder(send).error(call, exc)
-        record(rt, call)
-        return None
-
-
 async def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    call = await _parse(rt, scope, receive, send)
-    if call is None:
-        return
-    if not call.stream:
-        await pipeline.handle(rt, call, AnthropicResponder(send))
-        return
-    await run_until_disconnect(pipeline.handle(rt, call, AnthropicResponder(send)), receive)
+    await serve(rt, scope, receive, AnthropicResponder(send), ClientProtocol.ANTHROPIC, Endpoint.CHAT,
+                validate_messages)
 
 
 async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
     """Asked of the first Anthropic deployment serving the model; estimated when none does."""
     out = AnthropicResponder(send)
-    call = Call(new_request_id(), ClientProtocol.ANTHROPIC, Endpoint.CHAT, {}, "", False)
-    call.api_key = client_key(scope)
+    call = new_call(scope, ClientProtocol.ANTHROPIC, Endpoint.CHAT)
     try:
         data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
         model = data.get("model")

@@ -6,38 +6,16 @@ parameter is passed through untouched for the upstream to judge.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
-import os
 from typing import Any
 
-from .. import pipeline
-from ..accounting import record
-from ..asgi import (
-    ClientDisconnected,
-    Receive,
-    Scope,
-    Send,
-    header,
-    parse_object,
-    read_body,
-    respond_json,
-)
-from ..call import Call, ClientProtocol, Endpoint
+from ..asgi import Receive, Scope, Send, respond_json
+from ..call import ClientProtocol, Endpoint
 from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
 from ..keys.auth import authenticate
-from ..keys.secret import from_headers as client_key
 from ..runtime import Runtime
 from ..sse import encode_json
-
-_ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
-_ids = itertools.count(1)
-
-
-def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ids):012x}"
+from .calls import new_call, serve
 
 
 class OpenAIResponder(ASGIResponder):
@@ -113,51 +91,22 @@ def validate_embeddings(data: dict[str, Any]) -> str:
 
 # -- handlers -------------------------------------------------------------------------------------
 
-async def _parse(rt: Runtime, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> Call | None:
-    call = Call(new_request_id(), ClientProtocol.OPENAI, endpoint, {}, "", False)
-    call.api_key = client_key(scope)
-    cache_control = header(scope, b"cache-control")
-    if cache_control:
-        call.cache_control = cache_control.decode("latin-1")
-    try:
-        data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
-        call.body = data
-        if endpoint is Endpoint.CHAT:
-            call.model, call.stream = validate_chat(data)
-        else:
-            call.model = validate_embeddings(data)
-        return call
-    except ClientDisconnected:
-        return None
-    except TollwayError as exc:
-        if isinstance(call.body.get("model"), str):
-            call.model = call.body["model"]
-        call.status, call.error_type = exc.status, exc.error_type
-        await OpenAIResponder(send).error(call, exc)
-        record(rt, call)
-        return None
+def _validate_embeddings(data: dict[str, Any]) -> tuple[str, bool]:
+    return validate_embeddings(data), False
 
 
 async def chat_completions(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    call = await _parse(rt, scope, receive, send, Endpoint.CHAT)
-    if call is None:
-        return
-    if not call.stream:
-        await pipeline.handle(rt, call, OpenAIResponder(send))
-        return
-    await run_until_disconnect(pipeline.handle(rt, call, OpenAIResponder(send)), receive)
+    await serve(rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.CHAT, validate_chat)
 
 
 async def embeddings(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    call = await _parse(rt, scope, receive, send, Endpoint.EMBEDDINGS)
-    if call is not None:
-        await pipeline.handle(rt, call, OpenAIResponder(send))
+    await serve(rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.EMBEDDINGS,
+                _validate_embeddings)
 
 
 async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
     """The models this gateway serves; once keys exist, only to a valid key and only those it may use."""
-    call = Call(new_request_id(), ClientProtocol.OPENAI, Endpoint.CHAT, {}, "", False)
-    call.api_key = client_key(scope)
+    call = new_call(scope, ClientProtocol.OPENAI, Endpoint.CHAT)
     try:
         principal = await authenticate(rt, call, check_model=False)
     except TollwayError as exc:
@@ -169,26 +118,3 @@ async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Non
     created = int(rt.started_at)
     data = [{"id": m, "object": "model", "created": created, "owned_by": "tollway"} for m in names]
     await respond_json(send, 200, {"object": "list", "data": data})
-
-
-async def run_until_disconnect(work: Any, receive: Receive) -> None:
-    """Run a streaming response; if the client disconnects first, cancel it (and so the upstream call)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task not in done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        else:
-            task.result()
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -1,0 +1,93 @@
+"""What every client protocol's endpoint does around the pipeline: read the body into a ``Call``
+(answering and logging a bad request in the client's envelope), then serve it, watching for a
+disconnect while a stream runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import pipeline
+from ..accounting import record
+from ..asgi import ClientDisconnected, Receive, Scope, header, parse_object, read_body
+from ..call import Call, ClientProtocol, Endpoint
+from ..egress import ASGIResponder
+from ..errors import TollwayError
+from ..keys.secret import from_headers as client_key
+from ..runtime import Runtime
+
+Validate = Callable[[dict[str, Any]], tuple[str, bool]]
+"""Checks a body in the endpoint's own format; returns (requested model, stream)."""
+
+_ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):012x}"
+
+
+def new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> Call:
+    call = Call(new_request_id(), protocol, endpoint, {}, "", False)
+    call.api_key = client_key(scope)
+    cache_control = header(scope, b"cache-control")
+    if cache_control:
+        call.cache_control = cache_control.decode("latin-1")
+    return call
+
+
+async def read_call(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
+                    endpoint: Endpoint, validate: Validate) -> Call | None:
+    """The request as a Call, or None when it was refused (answered and logged) or the client left."""
+    call = new_call(scope, protocol, endpoint)
+    try:
+        call.body = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
+        call.model, call.stream = validate(call.body)
+        return call
+    except ClientDisconnected:
+        return None
+    except TollwayError as exc:
+        if isinstance(call.body.get("model"), str):
+            call.model = call.body["model"]
+        call.status, call.error_type = exc.status, exc.error_type
+        await out.error(call, exc)
+        record(rt, call)
+        return None
+
+
+async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
+                endpoint: Endpoint, validate: Validate) -> None:
+    call = await read_call(rt, scope, receive, out, protocol, endpoint, validate)
+    if call is None:
+        return
+    if call.stream:
+        await run_until_disconnect(pipeline.handle(rt, call, out), receive)
+    else:
+        await pipeline.handle(rt, call, out)
+
+
+async def run_until_disconnect(work: Awaitable[None], receive: Receive) -> None:
+    """Run a streaming response; if the client disconnects first, cancel it (and so the upstream call)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        else:
+            task.result()
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
