@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
 from .pool import Deployment, order
-from .providers.base import Reply
+from .providers.base import Reply, ReplyStream
 from .runtime import Runtime
 from .translate.errors import TranslationError
+
+T = TypeVar("T")
 
 
 def _usable(call: Call, candidates: list[Deployment]) -> list[Deployment]:
@@ -46,7 +49,10 @@ def _on_failure(rt: Runtime, dep: Deployment, exc: TollwayError) -> None:
     dep.fail(exc.message, retry_after=retry_after)
 
 
-async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Reply:
+async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
+                        attempt: Callable[[Deployment], Awaitable[T]]) -> tuple[Deployment, T, float]:
+    """Try the deployments in order until ``attempt`` gets an answer from one: (deployment, answer,
+    milliseconds it took). The deployment is left counted in flight; the caller ends it."""
     last: TollwayError | None = None
     for dep in _usable(call, candidates)[: rt.config.failover.max_attempts]:
         call.attempts += 1
@@ -54,52 +60,12 @@ async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Rep
         dep.begin()
         started = time.perf_counter()
         try:
-            if call.endpoint is Endpoint.EMBEDDINGS:
-                reply = await dep.upstream.embed(call, dep)
-            else:
-                reply = await dep.upstream.complete(call, dep)
+            answer = await attempt(dep)
         except TranslationError as exc:
             dep.release()  # this deployment's protocol cannot express the request; another may
             last = exc
             continue
         except TollwayError as exc:
-            if not exc.retryable:
-                dep.release()
-                raise
-            _on_failure(rt, dep, exc)
-            last = exc
-            continue
-        except BaseException:
-            dep.release()
-            raise
-        dep.succeed((time.perf_counter() - started) * 1000.0)
-        return reply
-    raise _exhausted(call, last)
-
-
-async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Responder) -> None:
-    last: TollwayError | None = None
-    for dep in _usable(call, candidates)[: rt.config.failover.max_attempts]:
-        call.attempts += 1
-        call.provider, call.upstream_model = dep.provider.name, dep.upstream_model
-        dep.begin()
-        started = time.perf_counter()
-        pieces: AsyncIterator[bytes] | None = None
-        try:
-            upstream = await dep.upstream.stream(call, dep)
-            pieces = aiter(upstream)
-            first = await anext(pieces)
-        except StopAsyncIteration:
-            last = StreamInterrupted(f"{dep.provider.name}: the stream ended before any event")
-            dep.fail(last.message)
-            continue
-        except TranslationError as exc:
-            dep.release()
-            last = exc
-            continue
-        except TollwayError as exc:
-            if pieces is not None:
-                await pieces.aclose()  # type: ignore[attr-defined]
             # a stream that breaks before its first event reached the client can still fail over
             if not exc.retryable and not isinstance(exc, StreamInterrupted):
                 dep.release()
@@ -109,16 +75,41 @@ async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Res
             continue
         except BaseException:
             dep.release()
-            if pieces is not None:
-                await pieces.aclose()  # type: ignore[attr-defined]
             raise
-        dep.mark_ok((time.perf_counter() - started) * 1000.0)
-        await _relay(rt, call, dep, upstream, pieces, first, out)
-        return
+        return dep, answer, (time.perf_counter() - started) * 1000.0
     raise _exhausted(call, last)
 
 
-async def _relay(rt: Runtime, call: Call, dep: Deployment, upstream: object, pieces: AsyncIterator[bytes],
+async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Reply:
+    async def attempt(dep: Deployment) -> Reply:
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            return await dep.upstream.embed(call, dep)
+        return await dep.upstream.complete(call, dep)
+
+    dep, reply, latency_ms = await _first_answer(rt, call, candidates, attempt)
+    dep.succeed(latency_ms)
+    return reply
+
+
+async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Responder) -> None:
+    async def attempt(dep: Deployment) -> tuple[ReplyStream, AsyncIterator[bytes], bytes]:
+        upstream = await dep.upstream.stream(call, dep)
+        pieces = aiter(upstream)
+        try:
+            first = await anext(pieces)
+        except StopAsyncIteration:
+            raise StreamInterrupted(f"{dep.provider.name}: the stream ended before any event") from None
+        except BaseException:
+            await pieces.aclose()  # type: ignore[attr-defined]
+            raise
+        return upstream, pieces, first
+
+    dep, (upstream, pieces, first), latency_ms = await _first_answer(rt, call, candidates, attempt)
+    dep.mark_ok(latency_ms)
+    await _relay(rt, call, dep, upstream, pieces, first, out)
+
+
+async def _relay(rt: Runtime, call: Call, dep: Deployment, upstream: ReplyStream, pieces: AsyncIterator[bytes],
                  first: bytes, out: Responder) -> None:
     try:
         await out.start_stream(call)
@@ -129,16 +120,16 @@ async def _relay(rt: Runtime, call: Call, dep: Deployment, upstream: object, pie
     except TollwayError as exc:
         dep.fail(exc.message)
         call.status, call.error_type = exc.status, exc.error_type
-        account(rt, call, getattr(upstream, "usage", None))
+        account(rt, call, upstream.usage)
         await out.stream_error(call, exc)
         return
     except asyncio.CancelledError:
         dep.release()
-        account(rt, call, getattr(upstream, "usage", None))
+        account(rt, call, upstream.usage)
         raise
     finally:
         await pieces.aclose()  # type: ignore[attr-defined]
     dep.release()
     call.status = 200
-    account(rt, call, getattr(upstream, "usage", None))
+    account(rt, call, upstream.usage)
     await out.end_stream()
