@@ -92,6 +92,7 @@ models = ["gpt-4o-mini"]
 [cache]
 backend = "redis"
 redis_prefix = "{prefix}"
+redis_timeout = 5.0
 temperature_policy = "cache"
 """)
     log = (tmp_path / "other.log").open("wb")
@@ -117,7 +118,7 @@ temperature_policy = "cache"
 async def test_two_processes_share_answers(gateway_factory: GatewayFactory, mock_a: RunningMock,
                                            mock_b: RunningMock, prefix: str, other_process: int) -> None:
     here = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache={
-        "backend": "redis", "redis_prefix": prefix, "temperature_policy": "cache"}))
+        "backend": "redis", "redis_prefix": prefix, "redis_timeout": 5.0, "temperature_policy": "cache"}))
     a = openai.AsyncOpenAI(base_url=f"{here.url}/v1", api_key="k", max_retries=0)
     b = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{other_process}/v1", api_key="k", max_retries=0)
     first = await a.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)

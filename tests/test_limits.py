@@ -74,7 +74,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any
         yield {"backend": "memory"}
         return
     prefix = f"tollway-test-{uuid.uuid4().hex[:12]}"
-    yield {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix}
+    # a generous client timeout: on a slow, busy 2-core CI box a round trip can pass the 0.5 s default
+    yield {"backend": "redis", "redis_url": REDIS_URL, "redis_prefix": prefix, "redis_timeout": 5.0}
     await drop_prefix(prefix)
 
 

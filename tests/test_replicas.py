@@ -98,6 +98,7 @@ refresh_interval = 0.5
 backend = "redis"
 redis_url = "redis://127.0.0.1:6379/0"
 redis_prefix = "{prefix}"
+redis_timeout = 5.0
 
 [[providers]]
 name = "mock"
