@@ -83,7 +83,7 @@ async def prepare_keys(storage: str, scenario: str) -> str:
         return ""
     store = await LogStore.open(storage)
     try:
-        repo = KeyRepository(store.engine)
+        repo = KeyRepository(store.db)
         if scenario == "key":
             _, secret = await repo.create(KeySpec.parse({"name": f"bench-{uuid.uuid4().hex[:6]}"}))
             return secret
@@ -127,10 +127,10 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     cfg = parse_config(config_data(scenario, prefix, "http://127.0.0.1:9/v1", storage))
     secret = await prepare_keys(storage, scenario)
     store = await LogStore.open(storage)
-    keys = KeyCache(KeyRepository(store.engine), refresh_interval=3600)
+    keys = KeyCache(KeyRepository(store.db), refresh_interval=3600)
     await keys.start()
     pricer = Pricer(cfg.prices)
-    limiter = make_limiter(cfg, pricer, store.engine)
+    limiter = make_limiter(cfg, pricer, store.db)
     await limiter.start()
     rt = Runtime(cfg, Router(cfg, make_upstream), pricer, None, store, keys=keys, limits=limiter)
     candidates = rt.router.candidates("gpt-4o-mini")

@@ -13,7 +13,6 @@ import openai
 import orjson
 import pytest
 from conftest import GatewayFactory, create_pg_database, drop_pg_database, two_provider_config
-from sqlalchemy import Connection, inspect, text
 from typer.testing import CliRunner
 
 from tollway.cli import app
@@ -21,7 +20,7 @@ from tollway.keys.repository import KeyRepository
 from tollway.mock import RunningMock
 from tollway.server import RunningServer
 from tollway.store import MIGRATIONS, LogStore, schema_version
-from tollway.store.tables import api_keys
+from tollway.store.tables import API_KEYS_COLUMNS
 
 ADMIN = "admin-secret-token"
 MSG: Any = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -147,22 +146,22 @@ async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 async def test_upgrade_from_version_3_keeps_keys_cached(empty_db: str) -> None:
     old = await LogStore.open(empty_db, migrations=MIGRATIONS[:3])  # a tollway before the switch
-    async with old.engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO api_keys (id, name, tenant, key_hash, hint, models, status, created_at, updated_at) "
-            "VALUES ('key_old', 'old', 'acme', 'h', 'sk-tw-…abcd', '[]', 'active', 1.0, 1.0)"))
+    await old.db.execute(
+        "INSERT INTO api_keys (id, name, tenant, key_hash, hint, models, status, created_at, updated_at) "
+        "VALUES ('key_old', 'old', 'acme', 'h', 'sk-tw-…abcd', '[]', 'active', 1.0, 1.0)")
     await old.close()
 
     new = await LogStore.open(empty_db)
     try:
-        async with new.engine.connect() as conn:
-            assert await schema_version(conn) == len(MIGRATIONS) == 4
-
-            def columns(sync: Connection) -> list[str]:
-                return [c["name"] for c in inspect(sync).get_columns("api_keys")]
-
-            assert await conn.run_sync(columns) == [c.name for c in api_keys.columns]
-        repo = KeyRepository(new.engine)
+        assert await schema_version(new.db) == len(MIGRATIONS) == 4
+        if new.dialect == "sqlite":
+            columns = [r["name"] for r in await new.db.fetch("PRAGMA table_info(api_keys)")]
+        else:
+            columns = [r["column_name"] for r in await new.db.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys' "
+                "ORDER BY ordinal_position")]
+        assert columns == list(API_KEYS_COLUMNS)
+        repo = KeyRepository(new.db)
         key = await repo.get("old")
         assert key.cache is True and key.to_json()["cache"] is True
         assert (await repo.by_hash("h")) == key

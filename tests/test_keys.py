@@ -255,7 +255,7 @@ async def test_spend_report_names_keys(gw: RunningServer, tmp_path: Path) -> Non
 async def test_repository_on_postgres(pg_url: str) -> None:
     store = await LogStore.open(pg_url)
     try:
-        repo = KeyRepository(store.engine)
+        repo = KeyRepository(store.db)
         key, secret = await repo.create(KeySpec.parse({"name": "a", "tenant": "t", "rpm": 3, "budget": 1.5,
                                                        "budget_period": "week", "models": "m1,m2*"}))
         assert (await repo.by_hash(key.key_hash)) == key
@@ -265,10 +265,7 @@ async def test_repository_on_postgres(pg_url: str) -> None:
         assert (await repo.get("a")).id == again.id
         assert (await repo.names([key.id, again.id])) == {key.id: "a", again.id: "a"}
         assert [k.id for k in await repo.changed_since(0)] == [key.id, again.id] or len(await repo.changed_since(0)) == 2
-        async with store.engine.connect() as conn:
-            from sqlalchemy import text
-
-            dump = str((await conn.execute(text("SELECT * FROM api_keys"))).all())
+        dump = str(await store.db.fetch("SELECT * FROM api_keys"))
         assert secret not in dump and secret[6:] not in dump
     finally:
         await store.close()

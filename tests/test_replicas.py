@@ -132,7 +132,7 @@ models = ["gpt-4o-mini"]
 async def _create_keys(db_url: str) -> tuple[dict[str, str], dict[str, str]]:
     store = await LogStore.open(db_url)
     try:
-        repo = KeyRepository(store.engine)
+        repo = KeyRepository(store.db)
         secrets: dict[str, str] = {}
         ids: dict[str, str] = {}
         specs: list[dict[str, Any]] = [{"name": "budget", "budget": BUDGET_CALLS * CALL_COST},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -12,20 +14,25 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import Connection, inspect, text
 
+from tollway.errors import StoreConflict, StoreError
 from tollway.store import (
     MIGRATIONS,
     LogRow,
     LogStore,
     Migration,
+    Session,
     SpendRow,
-    create_engine,
+    StorageURL,
+    connect,
     migrate,
+    parse_storage_url,
     schema_version,
-    storage_url_to_sqlalchemy,
 )
-from tollway.store.tables import requests
+from tollway.store.migrations import ddl
+from tollway.store.tables import COLUMNS
+
+SCHEMA_V4 = json.loads((Path(__file__).parent / "data" / "schema_v4.json").read_text())
 
 PG_ADMIN_DSN = os.environ.get("TOLLWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
@@ -109,28 +116,69 @@ async def store(store_url: str) -> AsyncIterator[LogStore]:
 
 def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert storage_url_to_sqlalchemy("sqlite:///data/log.db") == "sqlite+aiosqlite:///data/log.db"
+    assert parse_storage_url("sqlite:///data/log.db") == StorageURL("sqlite", "data/log.db")
     assert (tmp_path / "data").is_dir()
     absolute = tmp_path / "abs" / "deep" / "log.db"
-    assert storage_url_to_sqlalchemy(f"sqlite:///{absolute}") == f"sqlite+aiosqlite:///{absolute}"
+    assert parse_storage_url(f"sqlite:///{absolute}") == StorageURL("sqlite", str(absolute))
+    assert parse_storage_url(f"sqlite+aiosqlite:///{absolute}") == StorageURL("sqlite", str(absolute))
     assert absolute.parent.is_dir()
-    assert (
-        storage_url_to_sqlalchemy("postgresql://u@db.example:5433/logs")
-        == "postgresql+asyncpg://u@db.example:5433/logs"
-    )
-    assert storage_url_to_sqlalchemy("postgres://u:p@h/logs") == "postgresql+asyncpg://u:p@h/logs"
-    for bad in ("mysql://h/db", "log.db", "sqlite://", "sqlite:///:memory:", "redis://localhost"):
+    assert parse_storage_url("postgresql://u@db.example:5433/logs") == StorageURL(
+        "postgresql", "postgresql://u@db.example:5433/logs")
+    postgres = parse_storage_url("postgres://u:p@h/logs")
+    assert postgres == StorageURL("postgresql", "postgresql://u:p@h/logs")
+    assert str(postgres) == "postgresql://u:***@h/logs"  # what logs and messages show
+    assert parse_storage_url("postgresql+asyncpg://u@h/logs").target == "postgresql://u@h/logs"
+    for bad in ("mysql://h/db", "log.db", "sqlite://", "sqlite:///:memory:", "redis://localhost",
+                "postgresql://"):
         with pytest.raises(ValueError, match="storage url"):
-            storage_url_to_sqlalchemy(bad)
+            parse_storage_url(bad)
 
 
 async def test_sqlite_connection_settings(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path}/x.db")
-    async with engine.connect() as conn:
-        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
-        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1  # NORMAL
-        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
-    await engine.dispose()
+    db = await connect(f"sqlite:///{tmp_path}/x.db")
+    try:
+        assert await db.fetch_value("PRAGMA journal_mode") == "wal"
+        assert await db.fetch_value("PRAGMA synchronous") == 1  # NORMAL
+        assert await db.fetch_value("PRAGMA busy_timeout") == 5000
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_database_layer(backend: str, tmp_path: Path, pg_database: str) -> None:
+    """Placeholders, transactions (commit and rollback), conflicts and errors, alike on both."""
+    if backend == "postgresql":
+        await _reset_pg(pg_database)
+    db = await connect(f"sqlite:///{tmp_path}/x.db" if backend == "sqlite" else pg_database)
+    try:
+        await db.execute("CREATE TABLE t (name VARCHAR NOT NULL PRIMARY KEY, n INTEGER, note TEXT)")
+        await db.execute_many("INSERT INTO t (name, n, note) VALUES (?, ?, ?)",
+                              [("a", 1, "it's"), ("b", 2, None), ("c", 3, "?")])
+        assert await db.fetch("SELECT name, n FROM t WHERE n >= ? ORDER BY name", 2) == [
+            {"name": "b", "n": 2}, {"name": "c", "n": 3}]
+        # a literal question mark is not a placeholder
+        assert await db.fetch_value("SELECT name FROM t WHERE note = '?' AND n = ?", 3) == "c"
+        assert await db.fetch_one("SELECT n FROM t WHERE name = ?", "zzz") is None
+        assert await db.execute("UPDATE t SET n = n + 10 WHERE n < ?", 3) == 2
+
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t (name, n) VALUES (?, ?)", "d", 4)
+        with pytest.raises(RuntimeError, match="boom"):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t (name, n) VALUES (?, ?)", "e", 5)
+                raise RuntimeError("boom")
+        assert await db.fetch_value("SELECT count(*) FROM t") == 4  # d committed, e rolled back
+
+        with pytest.raises(StoreConflict):
+            await db.execute("INSERT INTO t (name, n) VALUES (?, ?)", "a", 9)
+        with pytest.raises(StoreError):
+            await db.fetch("SELECT nope FROM t")
+        with pytest.raises(StoreConflict):  # a failed batch writes none of its rows
+            await db.execute_many("INSERT INTO t (name, n) VALUES (?, ?)", [("f", 6), ("a", 7)])
+        assert await db.fetch_value("SELECT count(*) FROM t") == 4
+        assert await db.fetch_value("SELECT n FROM t WHERE name = 'a'") == 11  # still usable
+    finally:
+        await db.close()
 
 
 # --- writing and reading ----------------------------------------------------------------------
@@ -247,26 +295,101 @@ async def test_spend_by_utc_day(store: LogStore) -> None:
 # --- migrations -------------------------------------------------------------------------------
 
 
+async def _shape(db: Session) -> dict[str, list[str]]:
+    """Each table's column names, in order, as the database reports them."""
+    tables: dict[str, list[str]] = {}
+    for table in COLUMNS:
+        if db.dialect == "sqlite":
+            rows = await db.fetch(f"PRAGMA table_info({table})")
+        else:
+            rows = await db.fetch("SELECT column_name AS name FROM information_schema.columns "
+                                  "WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position",
+                                  table)
+        tables[table] = [r["name"] for r in rows]
+    return tables
+
+
 async def test_fresh_database_matches_tables(store: LogStore) -> None:
-    async with store.engine.connect() as conn:
-        assert await migrate(conn) == len(MIGRATIONS)  # idempotent
-        assert await schema_version(conn) == len(MIGRATIONS)
-        versions = (await conn.execute(text("SELECT version FROM schema_migrations"))).scalars().all()
-
-        def shape(sync: Connection) -> tuple[list[str], set[str]]:
-            inspector = inspect(sync)
-            columns = [c["name"] for c in inspector.get_columns("requests")]
-            indexes = {str(i["name"]) for i in inspector.get_indexes("requests")}
-            return columns, indexes
-
-        columns, indexes = await conn.run_sync(shape)
+    db = store.db
+    assert await migrate(db) == len(MIGRATIONS)  # idempotent
+    assert await schema_version(db) == len(MIGRATIONS)
+    versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
     assert sorted(versions) == [m.version for m in MIGRATIONS]
-    assert columns == [c.name for c in requests.columns]
-    assert indexes == {str(i.name) for i in requests.indexes}
+    assert await _shape(db) == {table: list(columns) for table, columns in COLUMNS.items()}
 
 
-def _add_note(conn: Connection) -> None:
-    conn.execute(text("ALTER TABLE requests ADD COLUMN note VARCHAR NOT NULL DEFAULT 'none'"))
+async def _sqlite_schema(path: str) -> list[list[object]]:
+    def read() -> list[list[object]]:
+        conn = sqlite3.connect(path)
+        try:
+            out: list[list[object]] = []
+            for table in COLUMNS:
+                out += [[table, *r] for r in conn.execute(f"PRAGMA table_info({table})")]
+                for index in sorted(conn.execute(f"PRAGMA index_list({table})"), key=lambda i: str(i[1])):
+                    out.append([table, *index[1:3], [c[2] for c in conn.execute(f"PRAGMA index_info({index[1]})")]])
+            out += [[" ".join(str(r[0]).split())] for r in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%'")]
+            return out
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(read)
+
+
+async def test_schema_is_what_earlier_versions_created(store: LogStore, tmp_path: Path) -> None:
+    """Migrations 1-4 were first written with SQLAlchemy, and databases exist that it created. The
+    plain-SQL migrations must build the same schema: tests/data/schema_v4.json is what SQLAlchemy
+    made of them (types, nullability, defaults, keys, indexes, partial index conditions)."""
+    db = store.db
+    if db.dialect == "sqlite":
+        reference = tmp_path / "reference.db"
+        conn = sqlite3.connect(reference)
+        for _, _, _, sql in sorted(SCHEMA_V4["sqlite"], key=lambda entry: entry[0] != "table"):
+            conn.execute(sql)
+        conn.close()
+        assert store.url.dialect == "sqlite"
+        assert await _sqlite_schema(store.url.target) == await _sqlite_schema(str(reference))
+        return
+    columns = await db.fetch(
+        "SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '') AS d "
+        "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position")
+    indexes = await db.fetch("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                             "ORDER BY tablename, indexname")
+    assert [list(r.values()) for r in columns] == SCHEMA_V4["postgresql"]["columns"]
+    assert [list(r.values()) for r in indexes] == SCHEMA_V4["postgresql"]["indexes"]
+
+
+async def test_opens_a_log_an_earlier_version_wrote(tmp_path: Path) -> None:
+    """A SQLite log written by the SQLAlchemy-based release (schema 4, tests/data/log_v4.sqlite.sql):
+    its rows read back, and its key still authenticates."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript((Path(__file__).parent / "data" / "log_v4.sqlite.sql").read_text())
+    conn.close()
+    store = await LogStore.open(f"sqlite:///{path}")
+    try:
+        rows = await store.recent()
+        assert [r.request_id for r in rows] == ["req_old2", "req_old1", "req_old0"]
+        assert rows[0].stream is False and rows[1].stream is True and rows[0].cost == pytest.approx(0.0002)
+        assert rows[2].status == 502 and rows[2].cost is None
+        spend = await store.spend(since=0, group_by=["tenant"])
+        assert [(r.group["tenant"], r.requests, r.errors) for r in spend] == [("acme", 3, 1)]
+        from tollway.keys import secret
+        from tollway.keys.repository import KeyRepository
+
+        repo = KeyRepository(store.db)
+        # the fixture's key, created by the old release; its secret was printed when the fixture was made
+        key = await repo.by_hash(secret.digest("sk-tw-BlOzeDnHko2973MjXlbhDmliWoCAbleqa0h23WWwY3w"))
+        assert key is not None and key.name == "old-key" and key.tenant == "acme" and key.cache is True
+        assert (await repo.tenant("acme")).limits.rpm == 100
+        await store.insert([make_row(request_id="req_new")])
+        assert await store.count() == 4
+    finally:
+        await store.close()
+
+
+async def _add_note(tx: Session) -> None:
+    await tx.execute("ALTER TABLE requests ADD COLUMN note VARCHAR NOT NULL DEFAULT 'none'")
 
 
 WITH_NOTE = (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "add note", _add_note))
@@ -282,10 +405,9 @@ async def test_upgrade_keeps_rows(store_url: str) -> None:
     try:
         assert await new.recent() == rows[::-1]
         await new.insert([make_row(ts=9.0)])  # the old insert shape still works with the new column
-        async with new.engine.connect() as conn:
-            assert await schema_version(conn) == len(WITH_NOTE)
-            notes = (await conn.execute(text("SELECT DISTINCT note FROM requests"))).scalars().all()
-            assert notes == ["none"]
+        assert await schema_version(new.db) == len(WITH_NOTE)
+        notes = [r["note"] for r in await new.db.fetch("SELECT DISTINCT note FROM requests")]
+        assert notes == ["none"]
     finally:
         await new.close()
 
@@ -296,18 +418,17 @@ async def test_upgrade_keeps_rows(store_url: str) -> None:
 async def test_concurrent_migrators_apply_each_step_once(store_url: str) -> None:
     applied: list[int] = []
 
-    def slow_step(conn: Connection) -> None:
+    async def slow_step(tx: Session) -> None:
         applied.append(1)
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_sleep(0.2)"))
-        _add_note(conn)
+        if tx.dialect == "postgresql":
+            await tx.execute("SELECT pg_sleep(0.2)")
+        await _add_note(tx)
 
     migrations = (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "slow", slow_step))
     stores = await asyncio.gather(*(LogStore.open(store_url, migrations=migrations) for _ in range(4)))
     try:
         assert applied == [1]
-        async with stores[0].engine.connect() as conn:
-            versions = (await conn.execute(text("SELECT version FROM schema_migrations"))).scalars().all()
+        versions = [r["version"] for r in await stores[0].db.fetch("SELECT version FROM schema_migrations")]
         assert sorted(versions) == [m.version for m in migrations]
     finally:
         for opened in stores:
@@ -315,6 +436,6 @@ async def test_concurrent_migrators_apply_each_step_once(store_url: str) -> None
 
 
 async def test_migration_versions_must_be_contiguous(store_url: str) -> None:
-    gap = (*MIGRATIONS, Migration(len(MIGRATIONS) + 2, "gap", _add_note))
+    gap = (*MIGRATIONS, Migration(len(MIGRATIONS) + 2, "gap", ddl("SELECT 1")))
     with pytest.raises(ValueError, match="in order"):
         await LogStore.open(store_url, migrations=gap)

@@ -153,6 +153,25 @@ class KeyStoreUnavailable(TollwayError):
     anthropic_type = "api_error"
 
 
+class StoreError(TollwayError):
+    """The database under the request log, keys and tenants failed (``store.db`` raises it for any
+    driver error). Callers on a client's path turn it into ``KeyStoreUnavailable`` or
+    ``LimitsUnavailable``; its message never reaches a client."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"
+    anthropic_type = "api_error"
+
+
+class StoreConflict(StoreError):
+    """A write broke a unique constraint (a key name already in use)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 # 401/403/404 from an upstream mean the *deployment* is misconfigured (tollway's provider key, the
 # upstream model name), not that the client erred: try the next deployment.
 _UPSTREAM_RETRYABLE = frozenset({401, 403, 404, 408, 409, 425, 429, 500, 502, 503, 504, 529})

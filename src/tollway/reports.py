@@ -151,7 +151,7 @@ async def key_names(store: LogStore, rows: list[SpendRow]) -> list[SpendRow]:
     """Show keys by name: the log records key ids (names are looked up in the key table)."""
     from tollway.keys.repository import KeyRepository
 
-    names = await KeyRepository(store.engine).names(r.group.get("key", "") for r in rows)
+    names = await KeyRepository(store.db).names(r.group.get("key", "") for r in rows)
     for r in rows:
         key = r.group.get("key", "")
         if key in names:

@@ -94,10 +94,10 @@ class Gateway:
         self._store = store
         pricer = Pricer(self.config.prices)
         kc = self.config.keys
-        keys = KeyCache(KeyRepository(store.engine), refresh_interval=kc.refresh_interval,
+        keys = KeyCache(KeyRepository(store.db), refresh_interval=kc.refresh_interval,
                         negative_ttl=kc.negative_ttl, required=kc.auth == "required")
         await keys.start()
-        limiter = make_limiter(self.config, pricer, store.engine)
+        limiter = make_limiter(self.config, pricer, store)
         await limiter.start()
         cache = make_cache(self.config)
         await cache.start()

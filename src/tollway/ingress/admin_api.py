@@ -29,7 +29,6 @@ from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..asgi import JSON_HEADERS, Receive, Scope, Send, parse_object, read_body, respond, respond_json
 from ..config import Config
@@ -39,6 +38,7 @@ from ..errors import (
     KeyStoreUnavailable,
     MethodNotAllowed,
     NotFound,
+    StoreError,
     TollwayError,
 )
 from ..keys.key import KeyStatus, VirtualKey
@@ -56,7 +56,6 @@ from ..keys.spec import (
     parse_models,
 )
 from ..limits.period import current, start_of
-from ..limits.spend import spent_since
 from ..runtime import Runtime
 from ..store.queries import GROUP_KEYS
 
@@ -93,17 +92,17 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
             body = await read_body(scope, receive, rt.config.server.max_body_bytes)
         params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         status, payload = await handler(rt, args, params, body)
+    except StoreError as exc:  # before TollwayError: the database's own message stays in the log
+        log.error("admin API: the database failed: %r", exc)
+        unavailable = KeyStoreUnavailable("The key store is unreachable; retry shortly.")
+        await respond(send, unavailable.status, orjson.dumps(unavailable.openai_envelope()), JSON_HEADERS)
+        return
     except TollwayError as exc:
         await respond(send, exc.status, orjson.dumps(exc.openai_envelope()), JSON_HEADERS)
         return
     except SpecError as exc:
         err = InvalidRequest(str(exc))
         await respond(send, err.status, orjson.dumps(err.openai_envelope()), JSON_HEADERS)
-        return
-    except (SQLAlchemyError, OSError) as exc:
-        log.error("admin API: the database failed: %r", exc)
-        unavailable = KeyStoreUnavailable("The key store is unreachable; retry shortly.")
-        await respond(send, unavailable.status, orjson.dumps(unavailable.openai_envelope()), JSON_HEADERS)
         return
     await respond_json(send, status, payload, [(b"cache-control", b"no-store")])
 
@@ -174,7 +173,7 @@ async def show_key(rt: Runtime, args: list[str], params: Params, body: bytes) ->
     rule = key.limits.budget
     if rule is not None and rt.store is not None:
         span = current(rule.period, ZoneInfo(rt.config.budgets.timezone), time.time())
-        out["budget_spent"] = await spent_since(rt.store.engine, "key", key.id, span.start)
+        out["budget_spent"] = await rt.store.spent_since("key", key.id, span.start)
         out["budget_period_start"] = span.start
     return 200, out
 

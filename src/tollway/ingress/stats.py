@@ -13,7 +13,7 @@ from ..asgi import Receive, Scope, Send, respond_json
 from ..errors import InvalidRequest
 from ..reports import period_start
 from ..runtime import Runtime
-from ..store.queries import cache_row, cache_summary
+from ..store.queries import CacheRow
 
 HIT_KINDS = ("hit", "semantic", "dedup")
 
@@ -27,11 +27,9 @@ async def stats(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
         err = InvalidRequest(str(exc), param="period")
         await respond_json(send, err.status, err.openai_envelope())
         return
-    rows = []
+    rows: list[CacheRow] = []
     if rt.store is not None:
-        async with rt.store.engine.connect() as conn:
-            result = await conn.execute(cache_summary(since=since))
-            rows = [cache_row(m) for m in result.mappings()]
+        rows = await rt.store.cache_summary(since=since)
     by_status = {r.status or "none": {"requests": r.requests, "cost_usd": round(r.cost, 10),
                                       "saved_usd": round(r.saved, 10)} for r in rows}
     payload = {

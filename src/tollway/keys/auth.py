@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..call import Call
-from ..errors import AuthenticationFailed, KeyStoreUnavailable, PermissionDenied
+from ..errors import AuthenticationFailed, KeyStoreUnavailable, PermissionDenied, StoreError
 from . import secret
 from .key import OPEN, KeyStatus, Principal
 
@@ -32,7 +30,7 @@ async def authenticate(rt: Runtime, call: Call, *, check_model: bool = True) -> 
     if key is None:
         try:
             key = await cache.lookup(key_hash)  # a key created since the last refresh, elsewhere
-        except (SQLAlchemyError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             log.error("looking up an unknown key failed: %r", exc)
             if cache.open:
                 return OPEN

@@ -53,7 +53,7 @@ def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitab
     async def main() -> T:
         store = await LogStore.open(url)
         try:
-            return await work(KeyRepository(store.engine))
+            return await work(KeyRepository(store.db))
         finally:
             await store.close()
 

@@ -1,4 +1,4 @@
-"""Virtual keys and tenants in the log database (SQLite or PostgreSQL), as SQLAlchemy Core.
+"""Virtual keys and tenants in the log database (SQLite or PostgreSQL), in plain SQL.
 
 The CLI and the admin API write here; every gateway process reads here through its ``KeyCache``.
 Nothing here runs on the request path except ``by_hash`` for a key the cache has not seen.
@@ -12,12 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import StoreConflict
 from ..limits.rules import Action, BudgetRule, Limits, Period
-from ..store.tables import api_keys, tenants
+from ..store.db import Database, Session
+from ..store.tables import API_KEYS, API_KEYS_COLUMNS, TENANTS, TENANTS_COLUMNS
 from . import secret
 from .key import KeyStatus, Tenant, VirtualKey
 from .spec import KeySpec
@@ -46,8 +45,7 @@ def _limit_columns(limits: Limits) -> dict[str, Any]:
             "budget_action": None if b is None else b.action.value}
 
 
-def key_from_row(row: Row[Any] | Mapping[str, Any]) -> VirtualKey:
-    m: Mapping[str, Any] = row._mapping if isinstance(row, Row) else row  # type: ignore[assignment]
+def key_from_row(m: Mapping[str, Any]) -> VirtualKey:
     return VirtualKey(
         id=m["id"], name=m["name"], tenant=m["tenant"], key_hash=m["key_hash"], hint=m["hint"],
         models=tuple(orjson.loads(m["models"])), limits=_limits(m), expires_at=m["expires_at"],
@@ -56,14 +54,29 @@ def key_from_row(row: Row[Any] | Mapping[str, Any]) -> VirtualKey:
     )
 
 
-def tenant_from_row(row: Row[Any]) -> Tenant:
-    m: Mapping[str, Any] = row._mapping  # type: ignore[assignment]
+def tenant_from_row(m: Mapping[str, Any]) -> Tenant:
     return Tenant(m["name"], _limits(m), m["created_at"], m["updated_at"])
 
 
+_KEYS = f"SELECT {', '.join(API_KEYS_COLUMNS)} FROM {API_KEYS}"
+_TENANTS = f"SELECT {', '.join(TENANTS_COLUMNS)} FROM {TENANTS}"
+_LIVE = "status <> 'deleted'"
+
+
+def _insert(session: Session, table: str, values: Mapping[str, Any]) -> Any:
+    names = list(values)
+    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+    return session.execute(sql, *values.values())
+
+
+def _assignments(values: Mapping[str, Any]) -> str:
+    # column names come from this module and spec validation, never from a client as such
+    return ", ".join(f"{name} = ?" for name in values)
+
+
 class KeyRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -79,51 +92,43 @@ class KeyRepository:
             "cache": spec.cache,
         }
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(api_keys).values(**values))
-        except IntegrityError:
+            await _insert(self._db, API_KEYS, values)
+        except StoreConflict:
             raise Conflict(f"a key named {spec.name!r} already exists") from None
         return key_from_row(values), plaintext
 
     async def get(self, ref: str, *, deleted: bool = False) -> VirtualKey:
         """A key by id or by name (names are unique among keys not deleted)."""
-        condition = or_(api_keys.c.id == ref, api_keys.c.name == ref)
-        statement = select(api_keys).where(condition)
-        if not deleted:
-            statement = statement.where(api_keys.c.status != KeyStatus.DELETED.value)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(statement.order_by(api_keys.c.created_at.desc()))).all()
+        live = "" if deleted else f" AND {_LIVE}"
+        rows = await self._db.fetch(f"{_KEYS} WHERE (id = ? OR name = ?){live} ORDER BY created_at DESC",
+                                    ref, ref)
         if not rows:
             raise NotFound(f"no key with id or name {ref!r}")
-        exact = [r for r in rows if r._mapping["id"] == ref]
+        exact = [r for r in rows if r["id"] == ref]
         return key_from_row(exact[0] if exact else rows[0])
 
     async def by_hash(self, key_hash: str) -> VirtualKey | None:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+        row = await self._db.fetch_one(f"{_KEYS} WHERE key_hash = ?", key_hash)
         return None if row is None else key_from_row(row)
 
     async def list_keys(self, *, deleted: bool = False, tenant: str | None = None) -> list[VirtualKey]:
-        statement = select(api_keys)
-        if not deleted:
-            statement = statement.where(api_keys.c.status != KeyStatus.DELETED.value)
+        conditions, params = ([] if deleted else [_LIVE]), []
         if tenant is not None:
-            statement = statement.where(api_keys.c.tenant == tenant)
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(statement.order_by(api_keys.c.created_at))).all()
+            conditions.append("tenant = ?")
+            params.append(tenant)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._db.fetch(f"{_KEYS}{where} ORDER BY created_at", *params)
         return [key_from_row(r) for r in rows]
 
     async def changed_since(self, since: float) -> list[VirtualKey]:
         """Every key (deleted ones too) written at or after ``since``; all of them for ``since=0``."""
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(api_keys).where(api_keys.c.updated_at >= since))).all()
+        rows = await self._db.fetch(f"{_KEYS} WHERE updated_at >= ?", float(since))
         return [key_from_row(r) for r in rows]
 
     async def any_created(self) -> bool:
         """Whether a key was ever created (deleted keys count: deleting the last key must not open
         the gateway)."""
-        async with self._engine.connect() as conn:
-            return (await conn.execute(select(api_keys.c.id).limit(1))).first() is not None
+        return await self._db.fetch_one(f"SELECT id FROM {API_KEYS} LIMIT 1") is not None
 
     async def update(self, ref: str, changes: dict[str, Any]) -> VirtualKey:
         """Apply column changes (already validated) to a live key."""
@@ -133,8 +138,11 @@ class KeyRepository:
             values["models"] = orjson.dumps(list(values["models"])).decode()
         if "limits" in values:
             values.update(_limit_columns(values.pop("limits")))
-        async with self._engine.begin() as conn:
-            await conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(**values))
+        unknown = set(values) - set(API_KEYS_COLUMNS)
+        if unknown:
+            raise ValueError(f"not key columns: {sorted(unknown)}")
+        await self._db.execute(f"UPDATE {API_KEYS} SET {_assignments(values)} WHERE id = ?",
+                               *values.values(), key.id)
         return await self.get(key.id, deleted=True)
 
     async def set_status(self, ref: str, status: KeyStatus) -> VirtualKey:
@@ -150,44 +158,36 @@ class KeyRepository:
         wanted = sorted(set(ids) - {""})
         if not wanted:
             return {}
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(api_keys.c.id, api_keys.c.name).where(api_keys.c.id.in_(wanted))))
-            return {r.id: r.name for r in rows}
+        marks = ", ".join("?" for _ in wanted)
+        rows = await self._db.fetch(f"SELECT id, name FROM {API_KEYS} WHERE id IN ({marks})", *wanted)
+        return {r["id"]: r["name"] for r in rows}
 
     # -- tenants ----------------------------------------------------------------------------------
 
     async def put_tenant(self, name: str, limits: Limits) -> Tenant:
         now = time.time()
         columns = _limit_columns(limits)
-        async with self._engine.begin() as conn:
-            result = await conn.execute(update(tenants).where(tenants.c.name == name)
-                                        .values(**columns, updated_at=now))
-            if result.rowcount == 0:
-                await conn.execute(insert(tenants).values(name=name, **columns, created_at=now, updated_at=now))
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(f"UPDATE {TENANTS} SET {_assignments(columns)}, updated_at = ? WHERE name = ?",
+                                       *columns.values(), now, name)
+            if changed == 0:
+                await _insert(tx, TENANTS, {"name": name, **columns, "created_at": now, "updated_at": now})
         return await self.tenant(name)
 
     async def tenant(self, name: str) -> Tenant:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(tenants).where(tenants.c.name == name))).first()
+        row = await self._db.fetch_one(f"{_TENANTS} WHERE name = ?", name)
         if row is None:
             raise NotFound(f"no tenant named {name!r}")
         return tenant_from_row(row)
 
     async def tenants(self) -> list[Tenant]:
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(tenants).order_by(tenants.c.name))).all()
-        return [tenant_from_row(r) for r in rows]
+        return [tenant_from_row(r) for r in await self._db.fetch(f"{_TENANTS} ORDER BY name")]
 
     async def delete_tenant(self, name: str) -> None:
         """Remove a tenant's limits. Its keys keep the tenant label (and are grouped by it in reports)."""
-        async with self._engine.begin() as conn:
-            result = await conn.execute(delete(tenants).where(tenants.c.name == name))
-        if result.rowcount == 0:
+        if await self._db.execute(f"DELETE FROM {TENANTS} WHERE name = ?", name) == 0:
             raise NotFound(f"no tenant named {name!r}")
 
     async def tenant_key_counts(self) -> dict[str, int]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(api_keys.c.tenant, func.count()).where(api_keys.c.status != KeyStatus.DELETED.value)
-                .group_by(api_keys.c.tenant))
-            return {str(r[0]): int(r[1]) for r in rows}
+        rows = await self._db.fetch(f"SELECT tenant, count(*) AS n FROM {API_KEYS} WHERE {_LIVE} GROUP BY tenant")
+        return {str(r["tenant"]): int(r["n"]) for r in rows}

@@ -13,26 +13,20 @@ from .limiter import Limiter, Seeder, State, Ticket
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from ..call import Call
     from ..keys.key import Principal
     from ..pool import Deployment
     from ..runtime import Runtime
+    from ..store import LogStore
 
 log = logging.getLogger("tollway.limits")
 
 __all__ = ["Backend", "Limiter", "MemoryBackend", "Seeder", "State", "Ticket", "admit", "make_limiter", "settle"]
 
 
-def make_limiter(config: Config, pricer: Pricer, engine: AsyncEngine | None) -> Limiter:
-    """The limiter ``config`` asks for; budgets are seeded from the request log behind ``engine``."""
-    seeder: Seeder | None = None
-    if engine is not None:
-        from .spend import spent_since
-
-        async def seeder(scope: str, name: str, since: float) -> float:
-            return await spent_since(engine, scope, name, since)
+def make_limiter(config: Config, pricer: Pricer, store: LogStore | None) -> Limiter:
+    """The limiter ``config`` asks for; budgets are seeded from the spend already in ``store``."""
+    seeder: Seeder | None = None if store is None else store.spent_since
 
     lc = config.limits
     if lc.backend == "redis":
@@ -43,7 +37,7 @@ def make_limiter(config: Config, pricer: Pricer, engine: AsyncEngine | None) -> 
         backend: Backend = RedisBackend(lc.redis_url, prefix=lc.redis_prefix, timeout=lc.redis_timeout,
                                         pool_size=lc.redis_pool_size)
         return Limiter(config, backend, pricer, seeder=seeder, unavailable=(RedisError, OSError, TimeoutError))
-    if engine is not None and engine.dialect.name == "postgresql":
+    if store is not None and store.dialect == "postgresql":
         log.warning("limits: the request log is shared (PostgreSQL) but limits.backend is \"memory\": each "
                     "gateway process counts rate limits and budgets on its own. Use limits.backend = \"redis\" "
                     "when several processes serve the same keys.")

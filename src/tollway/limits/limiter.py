@@ -26,11 +26,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..call import Call
 from ..config import Config
-from ..errors import BudgetExceeded, LimitsUnavailable, RateLimited
+from ..errors import BudgetExceeded, LimitsUnavailable, RateLimited, StoreError
 from ..pool import Deployment
 from ..pricing import Pricer
 from . import budget, ratelimit
@@ -179,7 +177,7 @@ class Limiter:
         if self._seeder is not None:
             try:
                 spent = await self._seeder(about.scope, about.name, about.span.start)
-            except (SQLAlchemyError, OSError) as exc:
+            except (StoreError, OSError) as exc:
                 log.error("limits: reading %s's spend from the request log failed: %r", about.label, exc)
                 raise LimitsUnavailable("Budgets cannot be checked: the request log is unreachable; "
                                         "retry shortly.") from None

@@ -1,7 +1,9 @@
 """The request log: one ``LogRow`` per call, batched by ``LogWriter`` into a ``LogStore``
-(SQLite file by default, PostgreSQL to share one log between gateway processes)."""
+(SQLite file by default, PostgreSQL to share one log between gateway processes), over the small
+database layer in ``db`` that the key repository shares."""
 
-from tollway.store.database import LogStore, create_engine, storage_url_to_sqlalchemy
+from tollway.store.database import LogStore
+from tollway.store.db import Database, Session, StorageURL, connect, parse_storage_url
 from tollway.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 from tollway.store.queries import GROUP_KEYS, SpendRow
 from tollway.store.row import LogRow
@@ -10,14 +12,17 @@ from tollway.store.writer import LogWriter, RowSink
 __all__ = [
     "GROUP_KEYS",
     "MIGRATIONS",
+    "Database",
     "LogRow",
     "LogStore",
     "LogWriter",
     "Migration",
     "RowSink",
+    "Session",
     "SpendRow",
-    "create_engine",
+    "StorageURL",
+    "connect",
     "migrate",
+    "parse_storage_url",
     "schema_version",
-    "storage_url_to_sqlalchemy",
 ]

@@ -1,4 +1,4 @@
-"""Read queries over the request log, as SQLAlchemy Core statements, and the rows they return.
+"""Read queries over the request log, as SQL with ``?`` placeholders, and the rows they return.
 
 Outcome: a row is "ok" when its HTTP ``status`` is 2xx or 3xx, and an error otherwise (including
 status 0, a call that never produced a response). ``recent(status=...)`` and ``SpendRow.errors``
@@ -6,31 +6,43 @@ share this one definition.
 
 Days: ``spend`` groups by ``day`` as the UTC calendar date of ``ts`` ("YYYY-MM-DD"), computed by the
 database, so SQLite and PostgreSQL agree and no time-zone database is needed on the server.
+
+Only fixed column names and fixed SQL fragments are ever spliced into a statement; every value the
+caller gives travels as a parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, not_, select
-
-from tollway.store.row import LogRow
-from tollway.store.tables import requests
+from .db import Dialect
+from .row import LogRow
+from .tables import REQUESTS
 
 LOG_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LogRow))
+row_values = attrgetter(*LOG_FIELDS)
+"""A LogRow's values in LOG_FIELDS order, as a tuple (one C call)."""
+
+INSERT_LOG_ROW = (f"INSERT INTO {REQUESTS} ({', '.join(LOG_FIELDS)}) "
+                  f"VALUES ({', '.join('?' for _ in LOG_FIELDS)})")
 
 STATUS_FILTERS = ("ok", "error")
 GROUP_KEYS = ("provider", "model", "upstream_model", "key", "tenant", "day")
 
-_GROUP_COLUMNS: dict[str, ColumnElement[Any]] = {
-    "provider": requests.c.provider,
-    "model": requests.c.requested_model,
-    "upstream_model": requests.c.upstream_model,
-    "key": requests.c.key_id,
-    "tenant": requests.c.tenant,
+_GROUP_COLUMNS: dict[str, str] = {
+    "provider": "provider",
+    "model": "requested_model",
+    "upstream_model": "upstream_model",
+    "key": "key_id",
+    "tenant": "tenant",
 }
+
+IS_ERROR = "(status NOT BETWEEN 200 AND 399)"
+
+_BOOL_FIELDS = ("usage_estimated", "stream")
 
 
 @dataclass(slots=True)
@@ -50,16 +62,11 @@ class SpendRow:
     saved: float = 0.0  # US dollars that cache hits and deduplicated calls did not spend
 
 
-def is_error() -> ColumnElement[bool]:
-    return not_(requests.c.status.between(200, 399))
-
-
-def row_to_params(row: LogRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in LOG_FIELDS}
-
-
 def params_to_row(mapping: Mapping[str, Any]) -> LogRow:
-    return LogRow(**{name: mapping[name] for name in LOG_FIELDS})
+    values = {name: mapping[name] for name in LOG_FIELDS}
+    for name in _BOOL_FIELDS:  # SQLite hands booleans back as 0/1
+        values[name] = bool(values[name])
+    return LogRow(**values)
 
 
 def recent(
@@ -68,19 +75,25 @@ def recent(
     model: str | None = None,
     provider: str | None = None,
     status: str | None = None,
-) -> Select[Any]:
+) -> tuple[str, list[Any]]:
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    statement = select(*(requests.c[name] for name in LOG_FIELDS))
+    conditions: list[str] = []
+    params: list[Any] = []
     if model is not None:
-        statement = statement.where(requests.c.requested_model == model)
+        conditions.append("requested_model = ?")
+        params.append(model)
     if provider is not None:
-        statement = statement.where(requests.c.provider == provider)
+        conditions.append("provider = ?")
+        params.append(provider)
     if status is not None:
         if status not in STATUS_FILTERS:
             raise ValueError(f"status filter must be one of {STATUS_FILTERS}, got {status!r}")
-        statement = statement.where(is_error() if status == "error" else not_(is_error()))
-    return statement.order_by(requests.c.ts.desc(), requests.c.id.desc()).limit(limit)
+        conditions.append(IS_ERROR if status == "error" else f"NOT {IS_ERROR}")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    params.append(limit)
+    return (f"SELECT {', '.join(LOG_FIELDS)} FROM {REQUESTS}{where} ORDER BY ts DESC, id DESC LIMIT ?",
+            params)
 
 
 def check_group_by(group_by: Sequence[str]) -> tuple[str, ...]:
@@ -91,50 +104,41 @@ def check_group_by(group_by: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(group_by))
 
 
-def utc_day(dialect: str) -> ColumnElement[str]:
+def utc_day(dialect: Dialect) -> str:
     """The UTC date of ``ts`` as "YYYY-MM-DD". Constants are inlined, not bound, so that the same
     expression in SELECT and GROUP BY is recognised as equal by PostgreSQL."""
     if dialect == "sqlite":
-        return func.date(requests.c.ts, literal_column("'unixepoch'"))
-    if dialect == "postgresql":
-        utc = func.timezone(literal_column("'UTC'"), func.to_timestamp(requests.c.ts))
-        return func.to_char(utc, literal_column("'YYYY-MM-DD'"))
-    raise ValueError(f"day grouping is not implemented for {dialect}")
+        return "date(ts, 'unixepoch')"
+    return "to_char(timezone('UTC', to_timestamp(ts)), 'YYYY-MM-DD')"
 
 
-def spend(dialect: str, keys: Sequence[str], *, since: float, until: float | None) -> Select[Any]:
+def _since_until(since: float, until: float | None) -> tuple[str, list[Any]]:
+    if until is None:
+        return "ts >= ?", [float(since)]
+    return "ts >= ? AND ts < ?", [float(since), float(until)]
+
+
+def spend(dialect: Dialect, keys: Sequence[str], *, since: float, until: float | None) -> tuple[str, list[Any]]:
     """Totals per group. Ordered by day (oldest first) when grouped by day, then by cost, highest first."""
-    group_columns = [
-        (utc_day(dialect) if key == "day" else _GROUP_COLUMNS[key]).label(f"g_{key}") for key in keys
+    group_exprs = [utc_day(dialect) if key == "day" else _GROUP_COLUMNS[key] for key in keys]
+    tokens = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+    select = [
+        *(f"{expr} AS g_{key}" for key, expr in zip(keys, group_exprs, strict=True)),
+        "count(*) AS requests",
+        f"coalesce(sum(CASE WHEN {IS_ERROR} THEN 1 ELSE 0 END), 0) AS errors",
+        *(f"coalesce(sum({name}), 0) AS {name}" for name in tokens),
+        "coalesce(sum(cost), 0.0) AS cost",
+        "count(*) - count(cost) AS unpriced",
+        "coalesce(sum(saved_cost), 0.0) AS saved",
     ]
-    cost = func.coalesce(func.sum(requests.c.cost), 0.0).label("cost")
-    statement = select(
-        *group_columns,
-        func.count().label("requests"),
-        func.coalesce(func.sum(case((is_error(), 1), else_=0)), 0).label("errors"),
-        *(
-            func.coalesce(func.sum(requests.c[name]), 0).label(name)
-            for name in (
-                "input_tokens",
-                "cached_tokens",
-                "cache_write_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-            )
-        ),
-        cost,
-        (func.count() - func.count(requests.c.cost)).label("unpriced"),
-        func.coalesce(func.sum(requests.c.saved_cost), 0.0).label("saved"),
-    )
-    conditions = [requests.c.ts >= since]
-    if until is not None:
-        conditions.append(requests.c.ts < until)
-    statement = statement.where(and_(*conditions))
-    if group_columns:
-        statement = statement.group_by(*group_columns)
-    day_first = [column for key, column in zip(keys, group_columns, strict=True) if key == "day"]
-    others = [column for key, column in zip(keys, group_columns, strict=True) if key != "day"]
-    return statement.order_by(*day_first, cost.desc(), *others)
+    where, params = _since_until(since, until)
+    sql = f"SELECT {', '.join(select)} FROM {REQUESTS} WHERE {where}"
+    if group_exprs:
+        sql += f" GROUP BY {', '.join(group_exprs)}"
+    day_first = [expr for key, expr in zip(keys, group_exprs, strict=True) if key == "day"]
+    others = [expr for key, expr in zip(keys, group_exprs, strict=True) if key != "day"]
+    sql += f" ORDER BY {', '.join([*day_first, 'cost DESC', *others])}"
+    return sql, params
 
 
 def spend_row(keys: Sequence[str], mapping: Mapping[str, Any]) -> SpendRow:
@@ -163,24 +167,29 @@ class CacheRow:
     saved: float
 
 
-def cache_summary(*, since: float, until: float | None = None) -> Select[Any]:
+def cache_summary(*, since: float, until: float | None = None) -> tuple[str, list[Any]]:
     """Requests, cost and money saved per cache status, chat and embeddings calls only."""
-    conditions = [requests.c.ts >= since, requests.c.endpoint.in_(("chat", "embeddings"))]
-    if until is not None:
-        conditions.append(requests.c.ts < until)
-    return (
-        select(
-            requests.c.cache_status,
-            func.count().label("requests"),
-            func.coalesce(func.sum(requests.c.cost), 0.0).label("cost"),
-            func.coalesce(func.sum(requests.c.saved_cost), 0.0).label("saved"),
-        )
-        .where(and_(*conditions))
-        .group_by(requests.c.cache_status)
-        .order_by(requests.c.cache_status)
-    )
+    where, params = _since_until(since, until)
+    sql = ("SELECT cache_status, count(*) AS requests, coalesce(sum(cost), 0.0) AS cost, "
+           f"coalesce(sum(saved_cost), 0.0) AS saved FROM {REQUESTS} "
+           f"WHERE {where} AND endpoint IN ('chat', 'embeddings') "
+           "GROUP BY cache_status ORDER BY cache_status")
+    return sql, params
 
 
 def cache_row(mapping: Mapping[str, Any]) -> CacheRow:
     return CacheRow(str(mapping["cache_status"]), int(mapping["requests"]), float(mapping["cost"]),
                     float(mapping["saved"]))
+
+
+def spent_since(scope: str, name: str, since: float) -> tuple[str, list[Any]]:
+    """US dollars recorded since ``since`` for one key id (scope "key"), one tenant, or everything."""
+    sql = f"SELECT coalesce(sum(cost), 0.0) FROM {REQUESTS} WHERE ts >= ?"
+    params: list[Any] = [float(since)]
+    if scope == "key":
+        sql += " AND key_id = ?"
+        params.append(name)
+    elif scope == "tenant":
+        sql += " AND tenant = ?"
+        params.append(name)
+    return sql, params

@@ -1,0 +1,428 @@
+"""The database under the request log, the keys and the tenants: one small async interface over
+SQLite (the standard library's ``sqlite3``, driven from one thread of its own) and PostgreSQL
+(an ``asyncpg`` pool, imported only when a PostgreSQL URL is used).
+
+SQL is written once, with ``?`` placeholders; PostgreSQL gets ``$1, $2, …``. Rows come back as
+plain dicts. Every driver failure is raised as ``StoreError`` (``StoreConflict`` for a unique
+constraint), so callers handle one error whichever database is configured.
+
+A ``Session`` runs statements: ``Database`` itself (each statement on its own) or the one that
+``Database.transaction()`` yields (everything inside commits or rolls back together). SQLite
+transactions begin ``IMMEDIATE``: they take the write lock at once, waiting up to the busy timeout,
+so two processes never both read and then race to write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from ..errors import StoreConflict, StoreError
+
+if TYPE_CHECKING:
+    import asyncpg  # type: ignore[import-untyped]
+
+logger = logging.getLogger("tollway.store")
+
+Dialect = Literal["sqlite", "postgresql"]
+Row = dict[str, Any]
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+PG_CONNECT_TIMEOUT = 10.0  # seconds; bounds how long a blackholed server stalls the writer
+PG_COMMAND_TIMEOUT = 60.0
+
+
+class Session(Protocol):
+    """Runs SQL with ``?`` placeholders."""
+
+    dialect: Dialect
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]: ...
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None: ...
+
+    async def fetch_value(self, sql: str, *params: Any) -> Any:
+        """The first column of the first row (None when there is no row)."""
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class Database(Session, Protocol):
+    def transaction(self) -> Any:
+        """``async with db.transaction() as tx:`` — a ``Session`` whose statements commit together."""
+
+    async def close(self) -> None: ...
+
+
+# -- URLs -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StorageURL:
+    dialect: Dialect
+    target: str  # SQLite: the file's path; PostgreSQL: the DSN asyncpg connects to
+
+    def __str__(self) -> str:
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.target}"
+        return _hide_password(self.target)
+
+
+def parse_storage_url(url: str) -> StorageURL:
+    """``sqlite:///relative/path.db`` (relative to the working directory), ``sqlite:////abs/path.db``,
+    ``postgresql://user@host:port/db`` or ``postgres://…`` (the ``+aiosqlite`` / ``+asyncpg`` forms
+    of earlier versions are accepted too). Creates the directory of a SQLite file."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(f"storage url {url!r} has no scheme; expected sqlite:///path.db or postgresql://…")
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return StorageURL("sqlite", str(_sqlite_path(url, rest)))
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        if not rest or rest.startswith("?"):
+            raise ValueError(
+                f"storage url {url!r} names no database; expected postgresql://user@host:port/db"
+            )
+        return StorageURL("postgresql", "postgresql://" + rest)
+    raise ValueError(
+        f"unsupported storage url scheme {scheme!r} in {url!r}; "
+        "use sqlite:///path.db (a file) or postgresql://user@host:port/db"
+    )
+
+
+def _sqlite_path(url: str, rest: str) -> Path:
+    # rest is "/relative/x.db" or "//abs/x.db": the leading slash separates an (empty) host.
+    if not rest.startswith("/") or rest in ("/", "//"):
+        raise ValueError(f"storage url {url!r} should look like sqlite:///relative.db or sqlite:////abs.db")
+    path_text = rest[1:].split("?", 1)[0]
+    if path_text in (":memory:", ""):
+        raise ValueError(f"storage url {url!r}: the log store needs a file, not an in-memory database")
+    path = Path(path_text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _hide_password(dsn: str) -> str:
+    scheme, _, rest = dsn.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return dsn
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+async def connect(url: str) -> Database:
+    """Open the database a storage URL names."""
+    parsed = parse_storage_url(url)
+    if parsed.dialect == "sqlite":
+        return await SQLiteDatabase.open(Path(parsed.target))
+    return await PostgresDatabase.open(parsed.target)
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def _sqlite_error(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreConflict(f"sqlite: {exc}")
+    return StoreError(f"sqlite: {exc}")
+
+
+class _SQLiteSession:
+    """Statements on the connection's thread. Not locked: the owner holds ``SQLiteDatabase._lock``."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        return await self._db._call(lambda c: c.execute(sql, params).fetchall())
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        row: Row | None = await self._db._call(lambda c: c.execute(sql, params).fetchone())
+        return row
+
+    async def fetch_value(self, sql: str, *params: Any) -> Any:
+        row = await self.fetch_one(sql, *params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        count: int = await self._db._call(lambda c: c.execute(sql, params).rowcount)
+        return count
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._db._call(lambda c: c.executemany(sql, rows))
+
+
+class SQLiteDatabase:
+    """One connection, used only from one worker thread; an asyncio lock gives each statement or
+    transaction the connection to itself. WAL mode: readers in other processes never block the
+    writer (``synchronous=NORMAL``: a power cut may lose the last commits, never corrupt)."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollway-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._session = _SQLiteSession(self)
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteDatabase:
+        db = cls(path)
+        try:
+            await db._call(lambda _: None, connect=True)
+            await db._ensure_wal()
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: the sqlite3 module opens no transactions itself; we BEGIN explicitly.
+        conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = _dict_row
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    async def _ensure_wal(self) -> None:
+        # Switching a new file to WAL fails at once, without the busy handler, while another process
+        # holds a lock (usually because it is switching it too; the mode is stored in the file).
+        delay = 0.01
+        while True:
+            try:
+                mode = await self.fetch_value("PRAGMA journal_mode=WAL")
+            except StoreError:
+                if delay > 2.0:
+                    raise
+            else:
+                if mode == "wal":
+                    return
+                if delay > 2.0:
+                    logger.warning("SQLite log store is in journal mode %r, not WAL: writers may block readers",
+                                   mode)
+                    return
+            await asyncio.sleep(delay)
+            delay *= 2
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], connect: bool) -> T:
+        if self._conn is None:
+            if not connect:
+                raise StoreError("sqlite: the database is closed")
+            self._conn = self._connect()
+        return fn(self._conn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, connect: bool = False) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._run, fn, connect)
+        try:
+            # shielded: a cancelled caller must not leave the connection's thread mid-statement
+            # while the lock passes to someone else
+            return await asyncio.shield(future)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from exc
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    # each statement on its own (autocommit), one at a time
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        async with self._lock:
+            return await self._session.fetch(sql, *params)
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        async with self._lock:
+            return await self._session.fetch_one(sql, *params)
+
+    async def fetch_value(self, sql: str, *params: Any) -> Any:
+        async with self._lock:
+            return await self._session.fetch_value(sql, *params)
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        async with self._lock:
+            return await self._session.execute(sql, *params)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """All rows in one transaction, in one call to the connection's thread."""
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        async with self._lock:
+            await self._call(run)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        async with self._lock:
+            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield self._session
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    await self._call(lambda c: c.execute("ROLLBACK"))
+                raise
+            await self._call(lambda c: c.execute("COMMIT"))
+
+    async def close(self) -> None:
+        def shut(_: sqlite3.Connection | None) -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            await loop.run_in_executor(self._executor, shut, None)
+        self._executor.shutdown(wait=False)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def pg_sql(sql: str) -> str:
+    """``?`` placeholders → ``$1, $2, …`` (not inside quoted literals)."""
+    out: list[str] = []
+    n = 0
+    quoted = False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted
+        elif ch == "?" and not quoted:
+            n += 1
+            out.append(f"${n}")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _pg_error(exc: BaseException) -> StoreError:
+    import asyncpg
+
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return StoreConflict(f"postgresql: {exc}")
+    return StoreError(f"postgresql: {type(exc).__name__}: {exc}")
+
+
+def _pg_failure(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError))
+
+
+class _PGSession:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        return [dict(r) for r in await self._conn.fetch(pg_sql(sql), *params)]
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        row = await self._conn.fetchrow(pg_sql(sql), *params)
+        return None if row is None else dict(row)
+
+    async def fetch_value(self, sql: str, *params: Any) -> Any:
+        return await self._conn.fetchval(pg_sql(sql), *params)
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        status: str = await self._conn.execute(pg_sql(sql), *params)
+        last = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "CREATE TABLE"
+        return int(last) if last.isdigit() else 0
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(pg_sql(sql), rows)
+
+
+class PostgresDatabase:
+    """A small asyncpg pool. A connection broken by a server restart fails its statement (the caller
+    retries: the log writer keeps its batch) and the pool replaces it."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresDatabase:
+        import asyncpg
+
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=PG_CONNECT_TIMEOUT,
+                                             command_timeout=PG_COMMAND_TIMEOUT,
+                                             max_inactive_connection_lifetime=300)
+        except Exception as exc:
+            if _pg_failure(exc):
+                raise _pg_error(exc) from exc
+            raise
+        return cls(pool)
+
+    async def _with(self, fn: Callable[[_PGSession], Any]) -> Any:
+        try:
+            async with self._pool.acquire() as conn:
+                return await fn(_PGSession(conn))
+        except Exception as exc:
+            if _pg_failure(exc):
+                raise _pg_error(exc) from exc
+            raise
+
+    async def fetch(self, sql: str, *params: Any) -> list[Row]:
+        rows: list[Row] = await self._with(lambda s: s.fetch(sql, *params))
+        return rows
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        row: Row | None = await self._with(lambda s: s.fetch_one(sql, *params))
+        return row
+
+    async def fetch_value(self, sql: str, *params: Any) -> Any:
+        return await self._with(lambda s: s.fetch_value(sql, *params))
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        count: int = await self._with(lambda s: s.execute(sql, *params))
+        return count
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async def run(session: _PGSession) -> None:
+            async with session._conn.transaction():
+                await session.execute_many(sql, rows)
+
+        await self._with(run)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _PGSession(conn)
+        except Exception as exc:
+            if _pg_failure(exc):
+                raise _pg_error(exc) from exc
+            raise
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except (TimeoutError, OSError):
+            self._pool.terminate()
