@@ -55,6 +55,16 @@ def _require_model(data: dict[str, Any]) -> str:
 
 
 def _check_types(data: dict[str, Any]) -> None:
+    # A body names few of these fields: look only at those it has; when one is wrong, the full loop
+    # below reports the first wrong one in _TYPES' order.
+    for name, value in data.items():
+        typed = _TYPES.get(name)
+        if typed is not None:
+            kind = typed[0]
+            if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                break
+    else:
+        return
     for name, (kind, said) in _TYPES.items():
         value = data.get(name)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):

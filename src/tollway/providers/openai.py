@@ -45,14 +45,15 @@ class OpenAICompatible:
         await self._http.close()
 
     async def complete(self, call: Call, deployment: Deployment) -> Reply:
+        if call.protocol is ClientProtocol.OPENAI:
+            body = {**call.body, "model": deployment.upstream_model}
+            raw = await self._http.post(self._chat_url, body)
+            return Reply(raw, usage_from_openai(self._parse(raw).get("usage")))
         body = openai_request(call)
         body["model"] = deployment.upstream_model
         raw = await self._http.post(self._chat_url, body)
         parsed = self._parse(raw)
-        usage = usage_from_openai(parsed.get("usage"))
-        if call.protocol is ClientProtocol.OPENAI:
-            return Reply(raw, usage)
-        return Reply(client_body(call, parsed), usage)
+        return Reply(client_body(call, parsed), usage_from_openai(parsed.get("usage")))
 
     async def embed(self, call: Call, deployment: Deployment) -> Reply:
         body = dict(call.body)
@@ -185,13 +186,13 @@ class OpenAIStream:
 def usage_from_openai(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return Usage(input_tokens=int(prompt), cached_tokens=int(cached), output_tokens=int(completion),
-                 reasoning_tokens=int(reasoning))
+    get = usage.get
+    details = get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") if details else None) or get("prompt_cache_hit_tokens") or 0
+    details = get("completion_tokens_details")
+    reasoning = (details.get("reasoning_tokens") if details else None) or 0
+    return Usage(int(get("prompt_tokens") or 0), int(cached), 0, int(get("completion_tokens") or 0),
+                 int(reasoning))
 
 
 def _error_from_body(status: int, raw: bytes, provider: str, retry_after: float | None) -> UpstreamError:
