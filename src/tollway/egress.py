@@ -67,8 +67,9 @@ class ASGIResponder:
 
     async def reply(self, call: Call, reply: Reply) -> None:
         body = reply.body
-        await self._send(self._start(200, call, body))
-        await self._send({"type": "http.response.body", "body": body})
+        send = self._send
+        await send(self._start(200, call, body))
+        await send({"type": "http.response.body", "body": body})
 
     async def start_stream(self, call: Call) -> None:
         await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers(call)})

@@ -50,9 +50,10 @@ def _on_failure(rt: Runtime, dep: Deployment, exc: TollwayError) -> None:
 
 
 async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
-                        attempt: Callable[[Call, Deployment], Awaitable[T]]) -> tuple[Deployment, T, float]:
-    """Try the deployments in order until ``attempt`` gets an answer from one: (deployment, answer,
-    milliseconds it took). The deployment is left counted in flight; the caller ends it."""
+                        attempt: Callable[[Call, Deployment], Awaitable[T]], *, whole: bool) -> T:
+    """Try the deployments in order until ``attempt`` gets an answer from one, and close that
+    deployment's breaker. A whole answer ends the deployment's request; a stream's first event
+    leaves it counted in flight (the relay ends it)."""
     last: TollwayError | None = None
     for dep in _usable(call, candidates)[: rt.config.failover.max_attempts]:
         call.attempts += 1
@@ -76,7 +77,12 @@ async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
         except BaseException:
             dep.release()
             raise
-        return dep, answer, (time.perf_counter() - started) * 1000.0
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if whole:
+            dep.succeed(latency_ms)
+        else:
+            dep.mark_ok(latency_ms)
+        return answer
     raise _exhausted(call, last)
 
 
@@ -87,13 +93,12 @@ def _whole(call: Call, dep: Deployment) -> Awaitable[Reply]:
     return dep.upstream.complete(call, dep)
 
 
-async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Reply:
-    dep, reply, latency_ms = await _first_answer(rt, call, candidates, _whole)
-    dep.succeed(latency_ms)
-    return reply
+def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Awaitable[Reply]:
+    """The first whole answer (a coroutine of its own would add a frame to every resume)."""
+    return _first_answer(rt, call, candidates, _whole, whole=True)
 
 
-async def _opened(call: Call, dep: Deployment) -> tuple[ReplyStream, AsyncIterator[bytes], bytes]:
+async def _opened(call: Call, dep: Deployment) -> tuple[Deployment, ReplyStream, AsyncIterator[bytes], bytes]:
     upstream = await dep.upstream.stream(call, dep)
     pieces = aiter(upstream)
     try:
@@ -103,12 +108,11 @@ async def _opened(call: Call, dep: Deployment) -> tuple[ReplyStream, AsyncIterat
     except BaseException:
         await pieces.aclose()  # type: ignore[attr-defined]
         raise
-    return upstream, pieces, first
+    return dep, upstream, pieces, first
 
 
 async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Responder) -> None:
-    dep, (upstream, pieces, first), latency_ms = await _first_answer(rt, call, candidates, _opened)
-    dep.mark_ok(latency_ms)
+    dep, upstream, pieces, first = await _first_answer(rt, call, candidates, _opened, whole=False)
     await _relay(rt, call, dep, upstream, pieces, first, out)
 
 

@@ -66,29 +66,22 @@ def _new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> tup
     return call, length
 
 
-async def read_call(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
-                    endpoint: Endpoint, validate: Validate) -> Call | None:
-    """The request as a Call, or None when it was refused (answered and logged) or the client left."""
+async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
+                endpoint: Endpoint, validate: Validate) -> None:
+    """Read the request into a Call (a refused one is answered and logged; a client that left is
+    forgotten) and run the pipeline on it."""
     call, length = _new_call(scope, protocol, endpoint)
     try:
         call.body = parse_object(await read_sized_body(receive, rt.config.server.max_body_bytes, length))
         call.model, call.stream = validate(call.body)
-        return call
     except ClientDisconnected:
-        return None
+        return
     except TollwayError as exc:
         if isinstance(call.body.get("model"), str):
             call.model = call.body["model"]
         call.status, call.error_type = exc.status, exc.error_type
         await out.error(call, exc)
         record(rt, call)
-        return None
-
-
-async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
-                endpoint: Endpoint, validate: Validate) -> None:
-    call = await read_call(rt, scope, receive, out, protocol, endpoint, validate)
-    if call is None:
         return
     if call.stream:
         await run_until_disconnect(pipeline.handle(rt, call, out), receive)

@@ -12,7 +12,7 @@ Anthropic clients are translated (``providers.bridge``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -44,14 +44,19 @@ class OpenAICompatible:
     async def close(self) -> None:
         await self._http.close()
 
-    async def complete(self, call: Call, deployment: Deployment) -> Reply:
+    def complete(self, call: Call, deployment: Deployment) -> Coroutine[Any, Any, Reply]:
+        # the transport's coroutine, not one of our own around it: one frame fewer on every resume
         if call.protocol is ClientProtocol.OPENAI:
-            body = {**call.body, "model": deployment.upstream_model}
-            raw = await self._http.post(self._chat_url, body)
-            return Reply(raw, usage_from_openai(self._parse(raw).get("usage")))
+            return self._http.post_then(self._chat_url, {**call.body, "model": deployment.upstream_model},
+                                        self._passed_through)
         body = openai_request(call)
         body["model"] = deployment.upstream_model
-        raw = await self._http.post(self._chat_url, body)
+        return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
+
+    def _passed_through(self, raw: bytes) -> Reply:
+        return Reply(raw, usage_from_openai(self._parse(raw).get("usage")))
+
+    def _translated(self, call: Call, raw: bytes) -> Reply:
         parsed = self._parse(raw)
         return Reply(client_body(call, parsed), usage_from_openai(parsed.get("usage")))
 
