@@ -18,6 +18,7 @@ from ..call import Call
 from ..egress import Responder
 from .entry import Entry
 from .key import CacheKey, request_key
+from .policy import BYPASS
 from .replay import send_answer
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ def look_up_now(rt: Runtime, call: Call) -> Lookup | None:
     if cache is None:
         return NOT_CACHED
     decision = cache.policy.decide(call)
+    if decision is BYPASS:  # the usual case, first: neither looked up nor stored
+        call.cache_status = "bypass"
+        call.extra_headers.append(_BYPASS)
+        cache.count("bypass")
+        return NOT_CACHED
     if not decision.active:
         _bypass(cache, call)
         return NOT_CACHED

@@ -54,7 +54,13 @@ class OpenAICompatible:
         return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
 
     def _passed_through(self, raw: bytes) -> Reply:
-        return Reply(raw, usage_from_openai(self._parse(raw).get("usage")))
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict) or "error" in parsed:
+            parsed = self._parse(raw)  # raises the upstream error this answer is
+        return Reply(raw, usage_from_openai(parsed.get("usage")))
 
     def _translated(self, call: Call, raw: bytes) -> Reply:
         parsed = self._parse(raw)

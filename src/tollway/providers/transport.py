@@ -54,7 +54,8 @@ class Transport:
         """``post``, and ``then`` applied to the answer's body in the same coroutine (a provider's
         ``complete`` returns this coroutine rather than awaiting it in one of its own)."""
         try:
-            async with self._client().post(url, data=orjson.dumps(body), headers=self.headers) as resp:
+            session = self._session or self._client()
+            async with session.post(url, data=orjson.dumps(body), headers=self.headers) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
                     raise self._parse_error(resp.status, raw, retry_after(resp.headers))
