@@ -17,7 +17,7 @@ from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
-from .pool import Deployment, order
+from .pool import Deployment
 from .providers.base import Reply, ReplyStream
 from .runtime import Runtime
 from .translate.errors import TranslationError
@@ -25,13 +25,10 @@ from .translate.errors import TranslationError
 T = TypeVar("T")
 
 
-def _usable(call: Call, candidates: list[Deployment]) -> list[Deployment]:
-    usable = order(candidates)
-    if not usable:
-        err = NoHealthyUpstream(f"Every deployment of '{call.model}' is failing; retry shortly.")
-        err.retry_after = min(d.seconds_until_available() for d in candidates) if candidates else None
-        raise err
-    return usable
+def _none_usable(call: Call, candidates: list[Deployment]) -> NoHealthyUpstream:
+    err = NoHealthyUpstream(f"Every deployment of '{call.model}' is failing; retry shortly.")
+    err.retry_after = min(d.seconds_until_available() for d in candidates) if candidates else None
+    return err
 
 
 def _exhausted(call: Call, last: TollwayError | None) -> TollwayError:
@@ -55,7 +52,10 @@ async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
     deployment's breaker. A whole answer ends the deployment's request; a stream's first event
     leaves it counted in flight (the relay ends it)."""
     last: TollwayError | None = None
-    for dep in _usable(call, candidates)[: rt.config.failover.max_attempts]:
+    usable = [d for d in candidates if d.available()]  # pool.order, inlined
+    if not usable:
+        raise _none_usable(call, candidates)
+    for dep in usable[: rt.config.failover.max_attempts]:
         call.attempts += 1
         call.provider, call.upstream_model = dep.provider.name, dep.upstream_model
         dep.begin()
