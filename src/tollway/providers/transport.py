@@ -38,7 +38,9 @@ class Transport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.config.max_connections, keepalive_timeout=60,
                                              ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # the headers as the session's defaults: aiohttp then copies them per request instead of
+            # merging a second mapping into them
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self.headers)
         return self._session
 
     async def close(self) -> None:
@@ -55,10 +57,13 @@ class Transport:
         ``complete`` returns this coroutine rather than awaiting it in one of its own)."""
         try:
             session = self._session or self._client()
-            async with session.post(url, data=orjson.dumps(body), headers=self.headers) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise self._parse_error(resp.status, raw, retry_after(resp.headers))
+            # No ``async with``: read() takes the body to its end, which hands the connection back to
+            # the pool (and closes the response if reading fails), so the two context managers'
+            # four coroutines per call would have nothing left to do.
+            resp = await session.post(url, data=orjson.dumps(body))
+            raw = await resp.read()
+            if resp.status != 200:
+                raise self._parse_error(resp.status, raw, retry_after(resp.headers))
         except TollwayError:
             raise
         except Exception as exc:
@@ -68,7 +73,7 @@ class Transport:
     async def open_stream(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """POST and return the response once its status says the stream has begun."""
         try:
-            resp = await self._client().post(url, data=orjson.dumps(body), headers=self.headers)
+            resp = await self._client().post(url, data=orjson.dumps(body))
         except Exception as exc:
             raise self.map(exc) from exc
         if resp.status != 200:
