@@ -35,7 +35,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    length = header(scope, b"content-length")
+    return await read_sized_body(receive, limit, header(scope, b"content-length"))
+
+
+async def read_sized_body(receive: Receive, limit: int, length: bytes | None) -> bytes:
+    """``read_body`` for a caller that already holds the ``Content-Length`` header's value."""
     if length is not None and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"The request body is {int(length)} bytes; this gateway accepts at most {limit}.")
     message = await receive()
@@ -72,6 +76,9 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 async def respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    """A whole body. ``headers`` must not hold a content-length: it is added here (without one the
+    server would frame the body in chunked transfer encoding)."""
+    headers = [*headers, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

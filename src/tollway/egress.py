@@ -6,10 +6,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from .asgi import JSON_HEADERS, SSE_HEADERS, Headers, Send, respond
+from .asgi import SSE_HEADERS, Headers, Message, Send
 from .call import Call
 from .errors import TollwayError
 from .providers.base import Reply
+
+_JSON = (b"content-type", b"application/json")
 
 
 class Responder(Protocol):
@@ -45,9 +47,17 @@ class ASGIResponder:
             (b"x-request-id", call.request_id.encode()),
             (b"x-tollway-provider", call.provider.encode()),
             (b"x-tollway-model", call.upstream_model.encode()),
-            (b"x-tollway-attempts", str(call.attempts).encode()),
+            (b"x-tollway-attempts", b"%d" % call.attempts),
             *call.extra_headers,
         ]
+
+    def _start(self, status: int, call: Call, body: bytes) -> Message:
+        """The start of a whole JSON answer: the tollway headers and a content-length (without one
+        the server would frame the body in chunked transfer encoding)."""
+        headers = self.headers(call)
+        headers.insert(0, _JSON)
+        headers.append((b"content-length", b"%d" % len(body)))
+        return {"type": "http.response.start", "status": status, "headers": headers}
 
     def envelope(self, error: TollwayError) -> dict[str, Any]:
         raise NotImplementedError
@@ -56,7 +66,13 @@ class ASGIResponder:
         raise NotImplementedError
 
     async def reply(self, call: Call, reply: Reply) -> None:
-        await respond(self._send, 200, reply.body, JSON_HEADERS + self.headers(call))
+        body = reply.body
+        headers = self.headers(call)  # what _start does, inlined on the hot path
+        headers.insert(0, _JSON)
+        headers.append((b"content-length", b"%d" % len(body)))
+        send = self._send
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def start_stream(self, call: Call) -> None:
         await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers(call)})
@@ -74,7 +90,9 @@ class ASGIResponder:
         await self.end_stream()
 
     async def error(self, call: Call, error: TollwayError) -> None:
-        headers = JSON_HEADERS + self.headers(call)
+        body = orjson.dumps(self.envelope(error))
+        start = self._start(error.status, call, body)
         if error.retry_after is not None:
-            headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
-        await respond(self._send, error.status, orjson.dumps(self.envelope(error)), headers)
+            start["headers"].insert(-1, (b"retry-after", str(max(1, round(error.retry_after))).encode()))
+        await self._send(start)
+        await self._send({"type": "http.response.body", "body": body})

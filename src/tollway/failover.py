@@ -17,7 +17,7 @@ from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
-from .pool import Deployment, order
+from .pool import Deployment
 from .providers.base import Reply, ReplyStream
 from .runtime import Runtime
 from .translate.errors import TranslationError
@@ -25,13 +25,10 @@ from .translate.errors import TranslationError
 T = TypeVar("T")
 
 
-def _usable(call: Call, candidates: list[Deployment]) -> list[Deployment]:
-    usable = order(candidates)
-    if not usable:
-        err = NoHealthyUpstream(f"Every deployment of '{call.model}' is failing; retry shortly.")
-        err.retry_after = min(d.seconds_until_available() for d in candidates) if candidates else None
-        raise err
-    return usable
+def _none_usable(call: Call, candidates: list[Deployment]) -> NoHealthyUpstream:
+    err = NoHealthyUpstream(f"Every deployment of '{call.model}' is failing; retry shortly.")
+    err.retry_after = min(d.seconds_until_available() for d in candidates) if candidates else None
+    return err
 
 
 def _exhausted(call: Call, last: TollwayError | None) -> TollwayError:
@@ -50,17 +47,21 @@ def _on_failure(rt: Runtime, dep: Deployment, exc: TollwayError) -> None:
 
 
 async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
-                        attempt: Callable[[Deployment], Awaitable[T]]) -> tuple[Deployment, T, float]:
-    """Try the deployments in order until ``attempt`` gets an answer from one: (deployment, answer,
-    milliseconds it took). The deployment is left counted in flight; the caller ends it."""
+                        attempt: Callable[[Call, Deployment], Awaitable[T]], *, whole: bool) -> T:
+    """Try the deployments in order until ``attempt`` gets an answer from one, and close that
+    deployment's breaker. A whole answer ends the deployment's request; a stream's first event
+    leaves it counted in flight (the relay ends it)."""
     last: TollwayError | None = None
-    for dep in _usable(call, candidates)[: rt.config.failover.max_attempts]:
+    usable = [d for d in candidates if d.available()]  # pool.order, inlined
+    if not usable:
+        raise _none_usable(call, candidates)
+    for dep in usable[: rt.config.failover.max_attempts]:
         call.attempts += 1
         call.provider, call.upstream_model = dep.provider.name, dep.upstream_model
         dep.begin()
         started = time.perf_counter()
         try:
-            answer = await attempt(dep)
+            answer = await attempt(call, dep)
         except TranslationError as exc:
             dep.release()  # this deployment's protocol cannot express the request; another may
             last = exc
@@ -76,36 +77,42 @@ async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
         except BaseException:
             dep.release()
             raise
-        return dep, answer, (time.perf_counter() - started) * 1000.0
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if whole:
+            dep.succeed(latency_ms)
+        else:
+            dep.mark_ok(latency_ms)
+        return answer
     raise _exhausted(call, last)
 
 
-async def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Reply:
-    async def attempt(dep: Deployment) -> Reply:
-        if call.endpoint is Endpoint.EMBEDDINGS:
-            return await dep.upstream.embed(call, dep)
-        return await dep.upstream.complete(call, dep)
+def _whole(call: Call, dep: Deployment) -> Awaitable[Reply]:
+    # the upstream's own coroutine, not one wrapping it: one frame fewer on every resume
+    if call.endpoint is Endpoint.EMBEDDINGS:
+        return dep.upstream.embed(call, dep)
+    return dep.upstream.complete(call, dep)
 
-    dep, reply, latency_ms = await _first_answer(rt, call, candidates, attempt)
-    dep.succeed(latency_ms)
-    return reply
+
+def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Awaitable[Reply]:
+    """The first whole answer (a coroutine of its own would add a frame to every resume)."""
+    return _first_answer(rt, call, candidates, _whole, whole=True)
+
+
+async def _opened(call: Call, dep: Deployment) -> tuple[Deployment, ReplyStream, AsyncIterator[bytes], bytes]:
+    upstream = await dep.upstream.stream(call, dep)
+    pieces = aiter(upstream)
+    try:
+        first = await anext(pieces)
+    except StopAsyncIteration:
+        raise StreamInterrupted(f"{dep.provider.name}: the stream ended before any event") from None
+    except BaseException:
+        await pieces.aclose()  # type: ignore[attr-defined]
+        raise
+    return dep, upstream, pieces, first
 
 
 async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Responder) -> None:
-    async def attempt(dep: Deployment) -> tuple[ReplyStream, AsyncIterator[bytes], bytes]:
-        upstream = await dep.upstream.stream(call, dep)
-        pieces = aiter(upstream)
-        try:
-            first = await anext(pieces)
-        except StopAsyncIteration:
-            raise StreamInterrupted(f"{dep.provider.name}: the stream ended before any event") from None
-        except BaseException:
-            await pieces.aclose()  # type: ignore[attr-defined]
-            raise
-        return upstream, pieces, first
-
-    dep, (upstream, pieces, first), latency_ms = await _first_answer(rt, call, candidates, attempt)
-    dep.mark_ok(latency_ms)
+    dep, upstream, pieces, first = await _first_answer(rt, call, candidates, _opened, whole=False)
     await _relay(rt, call, dep, upstream, pieces, first, out)
 
 

@@ -65,8 +65,14 @@ class Deployment:
             self.probing = True
 
     def succeed(self, latency_ms: float) -> None:
+        """A whole answer arrived: the request ends and the breaker closes (``mark_ok``, inlined)."""
         self.inflight -= 1
-        self.mark_ok(latency_ms)
+        self.probing = False
+        self.consecutive_failures = 0
+        self.state = State.HEALTHY
+        self.unavailable_until = 0.0
+        ema = self.latency_ema_ms
+        self.latency_ema_ms = latency_ms if ema is None else ema + self.health.latency_alpha * (latency_ms - ema)
 
     def mark_ok(self, latency_ms: float) -> None:
         """The upstream answered (for a stream: its first event arrived): close the breaker."""

@@ -38,8 +38,11 @@ class Rates:
     reasoning: float
 
     def cost(self, usage: Usage) -> float:
-        fresh = max(0, usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens)
-        plain_output = max(0, usage.output_tokens - usage.reasoning_tokens)
+        # not max(0, …): a builtin call each, on every priced call
+        inp, cached, written = usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens
+        fresh = inp - cached - written if inp > cached + written else 0
+        out, reasoning = usage.output_tokens, usage.reasoning_tokens
+        plain_output = out - reasoning if out > reasoning else 0
         return (fresh * self.input + usage.cached_tokens * self.cached_input
                 + usage.cache_write_tokens * self.cache_write
                 + plain_output * self.output + usage.reasoning_tokens * self.reasoning)

@@ -18,10 +18,12 @@ from ..call import Call
 from ..egress import Responder
 from .entry import Entry
 from .key import CacheKey, request_key
+from .policy import BYPASS
 from .replay import send_answer
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+    from .responses import ResponseCache
 
 HEADER = b"x-tollway-cache"
 SIMILARITY_HEADER = b"x-tollway-cache-similarity"
@@ -39,25 +41,49 @@ NOT_CACHED = Lookup()
 ANSWERED = Lookup(answered=True)
 
 
+_BYPASS = (HEADER, b"bypass")
+
+
 def set_status(call: Call, status: str) -> None:
     call.cache_status = status
     call.extra_headers.append((HEADER, status.encode()))
 
 
-async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
+def _bypass(cache: ResponseCache, call: Call) -> None:
+    call.cache_status = "bypass"
+    call.extra_headers.append(_BYPASS)
+    cache.count("bypass")
+
+
+def look_up_now(rt: Runtime, call: Call) -> Lookup | None:
+    """``look_up`` when it needs no I/O: no cache, or a call the cache must not answer (bypass).
+    None: the cache is to be consulted (``look_up``)."""
     cache = rt.cache
     if cache is None:
         return NOT_CACHED
     decision = cache.policy.decide(call)
-    if not decision.active:
-        set_status(call, "bypass")
+    if decision is BYPASS:  # the usual case, first: neither looked up nor stored
+        call.cache_status = "bypass"
+        call.extra_headers.append(_BYPASS)
         cache.count("bypass")
         return NOT_CACHED
-    key = request_key(call, semantic=decision.semantic and cache.semantic is not None)
+    if not decision.active:
+        _bypass(cache, call)
+        return NOT_CACHED
     if not decision.lookup:
-        set_status(call, "bypass")
-        cache.count("bypass")
-        return Lookup(key=key)
+        _bypass(cache, call)
+        return Lookup(key=request_key(call, semantic=decision.semantic and cache.semantic is not None))
+    return None
+
+
+async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
+    now = look_up_now(rt, call)
+    if now is not None:
+        return now
+    cache = rt.cache
+    assert cache is not None
+    decision = cache.policy.decide(call)
+    key = request_key(call, semantic=decision.semantic and cache.semantic is not None)
     entry = await cache.get(key.digest)
     if entry is not None and entry.tenant == call.tenant:
         await _serve(rt, call, out, entry, "hit")

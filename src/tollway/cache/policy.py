@@ -48,6 +48,7 @@ class Policy:
         self._patterns = [(m, on) for m, on in config.models.items() if m not in self._exact]
         self._semantic_models = tuple(config.semantic.models)
         self._memo: dict[str, tuple[bool, bool]] = {}
+        self._skip_sampled = config.temperature_policy == "skip"
 
     def _model(self, model: str) -> tuple[bool, bool]:
         """(cached, semantic) for a requested model; memoized, the set of names is small."""
@@ -67,10 +68,10 @@ class Policy:
     def decide(self, call: Call) -> Decision:
         if call.protocol not in CACHED_PROTOCOLS or not call.cache_enabled:
             return BYPASS
-        on, semantic = self._model(call.model)
+        on, semantic = self._memo.get(call.model) or self._model(call.model)
         if not on:
             return BYPASS
-        if self._config.temperature_policy == "skip" and call.endpoint is Endpoint.CHAT:
+        if self._skip_sampled and call.endpoint is Endpoint.CHAT:
             temperature = call.body.get("temperature")
             if temperature is None or temperature != 0:
                 return BYPASS

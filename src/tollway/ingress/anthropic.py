@@ -4,6 +4,7 @@ streams Anthropic's named events."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -69,9 +70,10 @@ def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
     return model, stream is True
 
 
-async def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    await serve(rt, scope, receive, AnthropicResponder(send), ClientProtocol.ANTHROPIC, Endpoint.CHAT,
-                validate_messages)
+def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+    # serve's coroutine, not one around it (see ingress/openai.py)
+    return serve(rt, scope, receive, AnthropicResponder(send), ClientProtocol.ANTHROPIC, Endpoint.CHAT,
+                 validate_messages)
 
 
 async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:

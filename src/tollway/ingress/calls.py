@@ -13,56 +13,75 @@ from typing import Any
 
 from .. import pipeline
 from ..accounting import record
-from ..asgi import ClientDisconnected, Receive, Scope, header, parse_object, read_body
+from ..asgi import ClientDisconnected, Receive, Scope, parse_object, read_sized_body
 from ..call import Call, ClientProtocol, Endpoint
 from ..egress import ASGIResponder
 from ..errors import TollwayError
-from ..keys.secret import from_headers as client_key
 from ..runtime import Runtime
 
 Validate = Callable[[dict[str, Any]], tuple[str, bool]]
 """Checks a body in the endpoint's own format; returns (requested model, stream)."""
 
 _ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
-_ids = itertools.count(1)
+# hex() of 16**12 + n is "0x1" and then n in 12 zero-padded hex digits: cheaper than a format spec
+_ids = itertools.count(16**12 + 1)
 
 
 def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ids):012x}"
+    return _ID_PREFIX + hex(next(_ids))[3:]
 
 
 def new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> Call:
-    call = Call(new_request_id(), protocol, endpoint, {}, "", False)
-    call.api_key = client_key(scope)
-    cache_control = header(scope, b"cache-control")
+    return _new_call(scope, protocol, endpoint)[0]
+
+
+def _new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> tuple[Call, bytes | None]:
+    """The Call and the request's Content-Length, from one pass over the headers (what
+    ``keys.secret.from_headers`` and ``asgi.header`` would find: the first ``Authorization: Bearer``
+    with a token, else the last ``x-api-key``; the first Cache-Control and Content-Length)."""
+    call = Call(_ID_PREFIX + hex(next(_ids))[3:], protocol, endpoint, {}, "", False)  # new_request_id()
+    bearer: bytes | None = None
+    api_key: bytes | None = None
+    cache_control: bytes | None = None
+    length: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if length is None:
+                length = value
+        elif name == b"authorization":
+            if bearer is None:
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer" and token.strip():
+                    bearer = token.strip()
+        elif name == b"x-api-key":
+            api_key = value
+        elif name == b"cache-control" and cache_control is None:
+            cache_control = value
+    if bearer is not None:
+        call.api_key = bytes(bearer).decode("latin-1")
+    elif api_key is not None:
+        call.api_key = bytes(api_key.strip()).decode("latin-1")
     if cache_control:
         call.cache_control = cache_control.decode("latin-1")
-    return call
+    return call, length
 
 
-async def read_call(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
-                    endpoint: Endpoint, validate: Validate) -> Call | None:
-    """The request as a Call, or None when it was refused (answered and logged) or the client left."""
-    call = new_call(scope, protocol, endpoint)
+async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
+                endpoint: Endpoint, validate: Validate) -> None:
+    """Read the request into a Call (a refused one is answered and logged; a client that left is
+    forgotten) and run the pipeline on it."""
+    call, length = _new_call(scope, protocol, endpoint)
     try:
-        call.body = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
+        call.body = parse_object(await read_sized_body(receive, rt.config.server.max_body_bytes, length))
         call.model, call.stream = validate(call.body)
-        return call
     except ClientDisconnected:
-        return None
+        return
     except TollwayError as exc:
         if isinstance(call.body.get("model"), str):
             call.model = call.body["model"]
         call.status, call.error_type = exc.status, exc.error_type
         await out.error(call, exc)
         record(rt, call)
-        return None
-
-
-async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
-                endpoint: Endpoint, validate: Validate) -> None:
-    call = await read_call(rt, scope, receive, out, protocol, endpoint, validate)
-    if call is None:
         return
     if call.stream:
         await run_until_disconnect(pipeline.handle(rt, call, out), receive)

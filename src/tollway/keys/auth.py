@@ -9,36 +9,51 @@ from typing import TYPE_CHECKING
 from ..call import Call
 from ..errors import AuthenticationFailed, KeyStoreUnavailable, PermissionDenied, StoreError
 from . import secret
-from .key import OPEN, KeyStatus, Principal
+from .key import OPEN, KeyStatus, Principal, VirtualKey
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+    from .cache import KeyCache
 
 log = logging.getLogger("tollway.keys")
 
 
 async def authenticate(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
     """``check_model=False``: only who the caller is (``GET /v1/models`` filters the list instead)."""
+    return known(rt, call, check_model=check_model) or await _look_up(rt, call, check_model)
+
+
+def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | None:
+    """``authenticate`` without I/O: the principal, or None when the key is not in memory and must be
+    looked up in the database (``authenticate`` does both)."""
     cache = rt.keys
     if cache is None or (cache.open and not call.api_key):
         return OPEN
     if not call.api_key:
         raise AuthenticationFailed("Missing API key: send it as 'Authorization: Bearer <key>' "
                                    "or in an 'x-api-key' header.")
-    key_hash = secret.digest(call.api_key)
-    key = cache.cached(key_hash)
+    key = cache.cached(secret.digest(call.api_key))
+    return None if key is None else _principal(cache, call, key, check_model)
+
+
+async def _look_up(rt: Runtime, call: Call, check_model: bool) -> Principal:
+    cache = rt.keys
+    assert cache is not None  # known() answered every call without a key cache
+    try:
+        key = await cache.lookup(secret.digest(call.api_key))  # a key created since the last refresh, elsewhere
+    except (StoreError, OSError) as exc:
+        log.error("looking up an unknown key failed: %r", exc)
+        if cache.open:
+            return OPEN
+        raise KeyStoreUnavailable("The key store is unreachable; retry shortly.") from None
     if key is None:
-        try:
-            key = await cache.lookup(key_hash)  # a key created since the last refresh, elsewhere
-        except (StoreError, OSError) as exc:
-            log.error("looking up an unknown key failed: %r", exc)
-            if cache.open:
-                return OPEN
-            raise KeyStoreUnavailable("The key store is unreachable; retry shortly.") from None
-        if key is None:
-            if cache.open:
-                return OPEN  # running open: a key tollway does not know (an upstream's, say) is ignored
-            raise AuthenticationFailed("Incorrect API key provided.")
+        if cache.open:
+            return OPEN  # running open: a key tollway does not know (an upstream's, say) is ignored
+        raise AuthenticationFailed("Incorrect API key provided.")
+    return _principal(cache, call, key, check_model)
+
+
+def _principal(cache: KeyCache, call: Call, key: VirtualKey, check_model: bool) -> Principal:
     call.key_id, call.tenant = key.id, key.tenant  # the log shows refused calls of a known key too
     if key.status is not KeyStatus.ACTIVE:
         raise AuthenticationFailed("This API key is disabled.")

@@ -82,6 +82,7 @@ class Limiter:
         self._max_attempts = config.failover.max_attempts
         self._gateway_budgets = [BudgetRule(b.amount, Period(b.period), Action(b.action))
                                  for b in config.budgets.gateway]
+        self._has_gateway_budgets = bool(self._gateway_budgets)
         self._seeding: dict[str, asyncio.Future[None]] = {}
         self._pending: deque[tuple[str, list[Settlement]]] = deque(maxlen=MAX_PENDING)
         self._probe: asyncio.Task[None] | None = None
@@ -105,6 +106,11 @@ class Limiter:
         await self.backend.close()
 
     # -- admission --------------------------------------------------------------------------------
+
+    def applies(self, principal: Principal) -> bool:
+        """Can any limit or budget apply to this principal's calls? When not, ``admit`` has nothing to
+        record and returns None: a caller may skip it."""
+        return principal.key is not None or principal.tenant is not None or self._has_gateway_budgets
 
     async def admit(self, call: Call, principal: Principal, candidates: list[Deployment]) -> Ticket | None:
         """Record the call against every limit that applies, or raise RateLimited / BudgetExceeded /

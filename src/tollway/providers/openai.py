@@ -12,7 +12,7 @@ Anthropic clients are translated (``providers.bridge``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -44,15 +44,27 @@ class OpenAICompatible:
     async def close(self) -> None:
         await self._http.close()
 
-    async def complete(self, call: Call, deployment: Deployment) -> Reply:
+    def complete(self, call: Call, deployment: Deployment) -> Coroutine[Any, Any, Reply]:
+        # the transport's coroutine, not one of our own around it: one frame fewer on every resume
+        if call.protocol is ClientProtocol.OPENAI:
+            return self._http.post_then(self._chat_url, {**call.body, "model": deployment.upstream_model},
+                                        self._passed_through)
         body = openai_request(call)
         body["model"] = deployment.upstream_model
-        raw = await self._http.post(self._chat_url, body)
+        return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
+
+    def _passed_through(self, raw: bytes) -> Reply:
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict) or "error" in parsed:
+            parsed = self._parse(raw)  # raises the upstream error this answer is
+        return Reply(raw, usage_from_openai(parsed.get("usage")))
+
+    def _translated(self, call: Call, raw: bytes) -> Reply:
         parsed = self._parse(raw)
-        usage = usage_from_openai(parsed.get("usage"))
-        if call.protocol is ClientProtocol.OPENAI:
-            return Reply(raw, usage)
-        return Reply(client_body(call, parsed), usage)
+        return Reply(client_body(call, parsed), usage_from_openai(parsed.get("usage")))
 
     async def embed(self, call: Call, deployment: Deployment) -> Reply:
         body = dict(call.body)
@@ -185,13 +197,13 @@ class OpenAIStream:
 def usage_from_openai(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return Usage(input_tokens=int(prompt), cached_tokens=int(cached), output_tokens=int(completion),
-                 reasoning_tokens=int(reasoning))
+    get = usage.get
+    details = get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") if details else None) or get("prompt_cache_hit_tokens") or 0
+    details = get("completion_tokens_details")
+    reasoning = (details.get("reasoning_tokens") if details else None) or 0
+    return Usage(int(get("prompt_tokens") or 0), int(cached), 0, int(get("completion_tokens") or 0),
+                 int(reasoning))
 
 
 def _error_from_body(status: int, raw: bytes, provider: str, retry_after: float | None) -> UpstreamError:

@@ -7,7 +7,7 @@ import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -15,6 +15,8 @@ import orjson
 from ..config import ProviderConfig
 from ..errors import StreamInterrupted, TollwayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..sse import SSEDecoder, SSEEvent
+
+T = TypeVar("T")
 
 ErrorParser = Callable[[int, bytes, float | None], UpstreamError]
 """(status, body, retry_after) → the upstream's error, from its own envelope."""
@@ -36,7 +38,9 @@ class Transport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self.config.max_connections, keepalive_timeout=60,
                                              ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # the headers as the session's defaults: aiohttp then copies them per request instead of
+            # merging a second mapping into them
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self.headers)
         return self._session
 
     async def close(self) -> None:
@@ -46,21 +50,30 @@ class Transport:
 
     async def post(self, url: str, body: dict[str, Any]) -> bytes:
         """POST JSON; the body of a 200 answer, or the upstream's error raised."""
+        return await self.post_then(url, body, _as_is)
+
+    async def post_then(self, url: str, body: dict[str, Any], then: Callable[[bytes], T]) -> T:
+        """``post``, and ``then`` applied to the answer's body in the same coroutine (a provider's
+        ``complete`` returns this coroutine rather than awaiting it in one of its own)."""
         try:
-            async with self._client().post(url, data=orjson.dumps(body), headers=self.headers) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise self._parse_error(resp.status, raw, retry_after(resp.headers))
-                return raw
+            session = self._session or self._client()
+            # No ``async with``: read() takes the body to its end, which hands the connection back to
+            # the pool (and closes the response if reading fails), so the two context managers'
+            # four coroutines per call would have nothing left to do.
+            resp = await session.post(url, data=orjson.dumps(body))
+            raw = await resp.read()
+            if resp.status != 200:
+                raise self._parse_error(resp.status, raw, retry_after(resp.headers))
         except TollwayError:
             raise
         except Exception as exc:
             raise self.map(exc) from exc
+        return then(raw)
 
     async def open_stream(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """POST and return the response once its status says the stream has begun."""
         try:
-            resp = await self._client().post(url, data=orjson.dumps(body), headers=self.headers)
+            resp = await self._client().post(url, data=orjson.dumps(body))
         except Exception as exc:
             raise self.map(exc) from exc
         if resp.status != 200:
@@ -119,6 +132,10 @@ async def relay_sse(
             resp.release()
         else:
             resp.close()
+
+
+def _as_is(raw: bytes) -> bytes:
+    return raw
 
 
 def parse_event_json(data: bytes, provider: str) -> Any:
