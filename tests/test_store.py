@@ -177,6 +177,15 @@ async def test_database_layer(backend: str, tmp_path: Path, pg_database: str) ->
             await db.execute_many("INSERT INTO t (name, n) VALUES (?, ?)", [("f", 6), ("a", 7)])
         assert await db.fetch_value("SELECT count(*) FROM t") == 4
         assert await db.fetch_value("SELECT n FROM t WHERE name = 'a'") == 11  # still usable
+
+        # insert_many cuts a batch into multi-row statements on SQLite: every row, in order, once
+        many = [(f"m{i:03d}", i, None if i % 2 else f"note {i}") for i in range(300)]
+        await db.insert_many("t", ("name", "n", "note"), many)
+        got = await db.fetch("SELECT name, n, note FROM t WHERE name LIKE 'm%' ORDER BY name")
+        assert [(r["name"], r["n"], r["note"]) for r in got] == many
+        with pytest.raises(StoreConflict):  # all or nothing, the clash in the last statement
+            await db.insert_many("t", ("name", "n"), [(f"x{i}", i) for i in range(270)] + [("a", 0)])
+        assert await db.fetch_value("SELECT count(*) FROM t WHERE name LIKE 'x%'") == 0
     finally:
         await db.close()
 

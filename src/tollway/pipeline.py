@@ -22,7 +22,7 @@ from .cache.lookup import look_up, look_up_now
 from .call import Call
 from .egress import Responder
 from .errors import TollwayError
-from .keys.auth import authenticate, known
+from .keys import auth
 from .limits import Ticket
 from .runtime import Runtime
 
@@ -34,7 +34,7 @@ async def handle(rt: Runtime, call: Call, out: Responder) -> None:
     ticket: Ticket | None = None
     limits = rt.limits
     try:
-        principal = known(rt, call) or await authenticate(rt, call)
+        principal = auth.known(rt, call) or await auth.look_up(rt, call)
         candidates = rt.router.candidates(call.model)  # before admit: the reservation is priced on them
         if limits is not None and limits.applies(principal):
             ticket = await limits.admit(call, principal, candidates)

@@ -20,7 +20,7 @@ log = logging.getLogger("tollway.keys")
 
 async def authenticate(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
     """``check_model=False``: only who the caller is (``GET /v1/models`` filters the list instead)."""
-    return known(rt, call, check_model=check_model) or await _look_up(rt, call, check_model)
+    return known(rt, call, check_model=check_model) or await look_up(rt, call, check_model=check_model)
 
 
 def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | None:
@@ -32,11 +32,17 @@ def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | N
     if not call.api_key:
         raise AuthenticationFailed("Missing API key: send it as 'Authorization: Bearer <key>' "
                                    "or in an 'x-api-key' header.")
-    key = cache.cached(secret.digest(call.api_key))
-    return None if key is None else _principal(cache, call, key, check_model)
+    key_hash = secret.digest(call.api_key)
+    key = cache.cached(key_hash)
+    if key is not None:
+        return _principal(cache, call, key, check_model)
+    if cache.open and cache.known_unknown(key_hash):
+        return OPEN  # running open, and this key was looked up and found nowhere a moment ago
+    return None
 
 
-async def _look_up(rt: Runtime, call: Call, check_model: bool) -> Principal:
+async def look_up(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
+    """The rest of ``authenticate`` once ``known`` said None: ask the database."""
     cache = rt.keys
     assert cache is not None  # known() answered every call without a key cache
     try:

@@ -72,6 +72,11 @@ class KeyCache:
     def cached(self, key_hash: str) -> VirtualKey | None:
         return self._by_hash.get(key_hash)
 
+    def known_unknown(self, key_hash: str) -> bool:
+        """Whether this hash was looked up and found nowhere less than ``negative_ttl`` seconds ago."""
+        retry_at = self._unknown.get(key_hash)
+        return retry_at is not None and time.monotonic() < retry_at
+
     def tenant(self, name: str) -> Tenant | None:
         return self._tenants.get(name) if name else None
 

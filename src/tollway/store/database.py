@@ -49,11 +49,11 @@ class LogStore:
         return self._db.dialect
 
     async def insert(self, rows: Sequence[LogRow]) -> None:
-        """Write ``rows`` in one transaction with one executemany of plain tuples."""
+        """Write ``rows`` in one transaction (``Database.insert_many``), as plain tuples."""
         if not rows:
             return
         values = queries.row_values
-        await self._db.execute_many(queries.INSERT_LOG_ROW, [values(row) for row in rows])
+        await self._db.insert_many(REQUESTS, queries.LOG_FIELDS, [values(row) for row in rows])
 
     async def recent(
         self,

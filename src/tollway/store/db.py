@@ -38,6 +38,9 @@ Row = dict[str, Any]
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Rows per multi-row INSERT: a batch is cut into chunks of these sizes, so that a few statements
+# (each prepared once, then cached by sqlite3) cover any batch.
+SQLITE_INSERT_CHUNKS = (256, 64, 16, 4, 1)
 PG_CONNECT_TIMEOUT = 10.0  # seconds; bounds how long a blackholed server stalls the writer
 PG_COMMAND_TIMEOUT = 60.0
 
@@ -61,6 +64,9 @@ class Session(Protocol):
 
 
 class Database(Session, Protocol):
+    async def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows (values in ``columns`` order) in one transaction, the fastest way the database has."""
+
     def transaction(self) -> Any:
         """``async with db.transaction() as tx:`` — a ``Session`` whose statements commit together."""
 
@@ -132,6 +138,14 @@ async def connect(url: str) -> Database:
 
 # -- SQLite ---------------------------------------------------------------------------------------
 
+# The sqlite3 module binds int, float, str and bytes directly, but sends every other value (None,
+# bool) through its adapter lookup, which fails by raising and clearing a formatted AttributeError:
+# about 4,000 instructions per value (callgrind), several per log row. Registered adapters are found
+# at once. None binds as NULL and a bool as 0/1, exactly as without them. (Process-wide, like every
+# sqlite3 adapter; neither changes what any caller stores.)
+sqlite3.register_adapter(type(None), lambda value: value)
+sqlite3.register_adapter(bool, int)
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
@@ -182,6 +196,7 @@ class SQLiteDatabase:
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._session = _SQLiteSession(self)
+        self._max_variables = 999  # the connection tells the real limit
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -201,6 +216,7 @@ class SQLiteDatabase:
         conn.row_factory = _dict_row
         conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous=NORMAL")
+        self._max_variables = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         return conn
 
     async def _ensure_wal(self) -> None:
@@ -267,6 +283,38 @@ class SQLiteDatabase:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(sql, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        async with self._lock:
+            await self._call(run)
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Multi-row INSERT statements, not ``executemany``: the sqlite3 module lets go of the
+        interpreter lock around every statement it steps, so a row-by-row insert on this thread
+        hands the lock back and forth with the event loop once per row (measured: the gateway lost
+        throughput to the context switches); one statement per chunk of rows hands it over once,
+        and costs less CPU per row too (4.8 vs 6.7 µs, 25 columns, four indexes)."""
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        limit = max(1, self._max_variables // max(1, len(columns)))
+        plan: list[tuple[str, list[Any]]] = []
+        start = 0
+        for size in SQLITE_INSERT_CHUNKS:
+            if size > limit:
+                continue
+            sql = head + ", ".join([one] * size)
+            while len(rows) - start >= size:
+                plan.append((sql, [v for row in rows[start:start + size] for v in row]))
+                start += size
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in plan:
+                    conn.execute(sql, params)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -408,6 +456,16 @@ class PostgresDatabase:
         async def run(session: _PGSession) -> None:
             async with session._conn.transaction():
                 await session.execute_many(sql, rows)
+
+        await self._with(run)
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+        async def run(session: _PGSession) -> None:
+            async with session._conn.transaction():
+                await session._conn.executemany(sql, rows)  # asyncpg pipelines the rows
 
         await self._with(run)
 

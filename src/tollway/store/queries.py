@@ -26,9 +26,6 @@ LOG_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LogRow))
 row_values = attrgetter(*LOG_FIELDS)
 """A LogRow's values in LOG_FIELDS order, as a tuple (one C call)."""
 
-INSERT_LOG_ROW = (f"INSERT INTO {REQUESTS} ({', '.join(LOG_FIELDS)}) "
-                  f"VALUES ({', '.join('?' for _ in LOG_FIELDS)})")
-
 STATUS_FILTERS = ("ok", "error")
 GROUP_KEYS = ("provider", "model", "upstream_model", "key", "tenant", "day")
 
