@@ -143,7 +143,7 @@ async def connect(url: str) -> Database:
 # about 4,000 instructions per value (callgrind), several per log row. Registered adapters are found
 # at once. None binds as NULL and a bool as 0/1, exactly as without them. (Process-wide, like every
 # sqlite3 adapter; neither changes what any caller stores.)
-sqlite3.register_adapter(type(None), lambda value: value)
+sqlite3.register_adapter(type(None), {}.get)  # a C call that answers None for None
 sqlite3.register_adapter(bool, int)
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
