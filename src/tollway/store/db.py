@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from ..errors import StoreConflict, StoreError
 
@@ -143,7 +143,8 @@ async def connect(url: str) -> Database:
 # about 4,000 instructions per value (callgrind), several per log row. Registered adapters are found
 # at once. None binds as NULL and a bool as 0/1, exactly as without them. (Process-wide, like every
 # sqlite3 adapter; neither changes what any caller stores.)
-sqlite3.register_adapter(type(None), {}.get)  # a C call that answers None for None
+_answers_none = cast("Callable[[None], None]", {}.get)  # a C call: {}.get(None) is None
+sqlite3.register_adapter(type(None), _answers_none)
 sqlite3.register_adapter(bool, int)
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
