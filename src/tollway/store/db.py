@@ -280,10 +280,15 @@ class SQLiteDatabase:
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """All rows in one transaction, in one call to the connection's thread."""
+        await self._atomically(lambda conn: conn.executemany(sql, rows))
+
+    async def _atomically(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """``work`` inside BEGIN IMMEDIATE … COMMIT (ROLLBACK if it raises), all in one trip to the
+        connection's thread."""
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(sql, rows)
+                work(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -312,17 +317,10 @@ class SQLiteDatabase:
                 start += size
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in plan:
-                    conn.execute(sql, params)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            for sql, params in plan:
+                conn.execute(sql, params)
 
-        async with self._lock:
-            await self._call(run)
+        await self._atomically(run)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
