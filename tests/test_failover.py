@@ -196,6 +196,30 @@ async def test_client_disconnect_cancels_upstream(gateway_factory: GatewayFactor
         await slow.close()
 
 
+async def test_client_disconnect_during_silent_upstream_is_not_a_timeout(
+        gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> None:
+    cfg = parse_config({"providers": [
+        {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": MODELS, "timeout": 0.4},
+        {"name": "mock-b", "kind": "mock", "base_url": f"{mock_b.url}/v1", "models": MODELS, "priority": 1},
+    ]})
+    gw = await gateway_factory(cfg)
+    await mock_a.set_fault(latency_ms=1500)
+    request = asyncio.ensure_future(chat(gw, stream=True))
+    await asyncio.sleep(0.15)  # the client leaves while mock-a is still silent, before its timeout
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.sleep(0.8)  # well past mock-a's timeout
+    state = (await backends(gw))["mock-a"]
+    assert state["inflight"] == 0 and state["state"] == "healthy"
+    assert mock_a.stats()["requests"] == 1 and mock_b.stats()["requests"] == 0  # no failover: no timeout
+    runtime = gw.gateway.runtime
+    assert runtime is not None and runtime.writer is not None and runtime.store is not None
+    await runtime.writer.flush()
+    rows = await runtime.store.recent(5)
+    assert rows[0].status == 499 and rows[0].error_type == "client_disconnected"
+
+
 async def test_nonstandard_error_envelope_is_repaired(gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
     cfg = parse_config({"providers": [{"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1",
                                        "models": MODELS}]})
