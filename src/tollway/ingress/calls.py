@@ -36,9 +36,9 @@ def new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> Call
 
 
 def _new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> tuple[Call, bytes | None]:
-    """The Call and the request's Content-Length, from one pass over the headers (what
-    ``keys.secret.from_headers`` and ``asgi.header`` would find: the first ``Authorization: Bearer``
-    with a token, else the last ``x-api-key``; the first Cache-Control and Content-Length)."""
+    """The Call and the request's Content-Length, from one pass over the headers. The client's key is
+    the first ``Authorization: Bearer`` with a token (OpenAI clients), else the last ``x-api-key``
+    (Anthropic's); the first Cache-Control and Content-Length count."""
     call = Call(_ID_PREFIX + hex(next(_ids))[3:], protocol, endpoint, {}, "", False)  # new_request_id()
     bearer: bytes | None = None
     api_key: bytes | None = None

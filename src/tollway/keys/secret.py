@@ -1,4 +1,4 @@
-"""Virtual key secrets: how they are made, read off a request, and reduced to what is stored.
+"""Virtual key secrets: how they are made and reduced to what is stored (ingress reads them off a request).
 
 A key is ``sk-tw-`` and 43 URL-safe characters (256 random bits). Only its SHA-256 digest is kept:
 the secret carries 256 bits of entropy, so a slow password hash would add nothing but latency on
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-
-from ..asgi import Scope
 
 PREFIX = "sk-tw-"
 
@@ -27,16 +25,3 @@ def digest(secret: str) -> str:
 def hint(secret: str) -> str:
     """What may be shown of a key later: its prefix and last four characters."""
     return f"{PREFIX}…{secret[-4:]}"
-
-
-def from_headers(scope: Scope) -> str:
-    """The client's key: ``Authorization: Bearer …`` (OpenAI clients) or ``x-api-key`` (Anthropic's)."""
-    api_key = b""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.partition(b" ")
-            if scheme.lower() == b"bearer" and token.strip():
-                return bytes(token.strip()).decode("latin-1")
-        elif name == b"x-api-key":
-            api_key = value
-    return bytes(api_key.strip()).decode("latin-1")
