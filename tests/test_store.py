@@ -448,3 +448,37 @@ async def test_migration_versions_must_be_contiguous(store_url: str) -> None:
     gap = (*MIGRATIONS, Migration(len(MIGRATIONS) + 2, "gap", ddl("SELECT 1")))
     with pytest.raises(ValueError, match="in order"):
         await LogStore.open(store_url, migrations=gap)
+
+
+async def test_postgres_connections_the_server_kills_are_replaced(pg_database: str) -> None:
+    """A PostgreSQL restart (here: the server terminating our connections): the pool replaces the
+    dead connections (a write that still meets one fails and the writer retries its batch), and
+    every row arrives once."""
+    from tollway.store import LogWriter
+
+    await _reset_pg(pg_database)
+    store = await LogStore.open(pg_database)
+    writer = LogWriter(store, batch_size=10, flush_interval=0.02)
+    await writer.start()
+
+    async def written(n: int) -> None:
+        for _ in range(500):
+            if writer.written >= n:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{writer.written} of {n} rows written")
+
+    try:
+        writer.enqueue(make_row(request_id="before"))
+        await written(1)
+        name = pg_database.rsplit("/", 1)[1]
+        await _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        for i in range(5):
+            writer.enqueue(make_row(request_id=f"after{i}"))
+        await written(6)
+        assert await store.count() == 6
+        assert writer.dropped == 0
+    finally:
+        await writer.stop()
+        await store.close()
