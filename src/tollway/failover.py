@@ -17,7 +17,7 @@ from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
-from .pool import Deployment
+from .pool import Deployment, order
 from .providers.base import Reply, ReplyStream
 from .runtime import Runtime
 from .translate.errors import TranslationError
@@ -52,7 +52,7 @@ async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
     deployment's breaker. A whole answer ends the deployment's request; a stream's first event
     leaves it counted in flight (the relay ends it)."""
     last: TollwayError | None = None
-    usable = [d for d in candidates if d.available()]  # pool.order, inlined
+    usable = order(candidates)
     if not usable:
         raise _none_usable(call, candidates)
     for dep in usable[: rt.config.failover.max_attempts]:
