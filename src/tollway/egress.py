@@ -66,13 +66,8 @@ class ASGIResponder:
         raise NotImplementedError
 
     async def reply(self, call: Call, reply: Reply) -> None:
-        body = reply.body
-        headers = self.headers(call)  # what _start does, inlined on the hot path
-        headers.insert(0, _JSON)
-        headers.append((b"content-length", b"%d" % len(body)))
-        send = self._send
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._send(self._start(200, call, reply.body))
+        await self._send({"type": "http.response.body", "body": reply.body})
 
     async def start_stream(self, call: Call) -> None:
         await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers(call)})

@@ -65,14 +65,9 @@ class Deployment:
             self.probing = True
 
     def succeed(self, latency_ms: float) -> None:
-        """A whole answer arrived: the request ends and the breaker closes (``mark_ok``, inlined)."""
+        """A whole answer arrived: the request ends and the breaker closes."""
         self.inflight -= 1
-        self.probing = False
-        self.consecutive_failures = 0
-        self.state = State.HEALTHY
-        self.unavailable_until = 0.0
-        ema = self.latency_ema_ms
-        self.latency_ema_ms = latency_ms if ema is None else ema + self.health.latency_alpha * (latency_ms - ema)
+        self.mark_ok(latency_ms)
 
     def mark_ok(self, latency_ms: float) -> None:
         """The upstream answered (for a stream: its first event arrived): close the breaker."""
