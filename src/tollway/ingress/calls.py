@@ -39,7 +39,7 @@ def _new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> tup
     """The Call and the request's Content-Length, from one pass over the headers. The client's key is
     the first ``Authorization: Bearer`` with a token (OpenAI clients), else the last ``x-api-key``
     (Anthropic's); the first Cache-Control and Content-Length count."""
-    call = Call(_ID_PREFIX + hex(next(_ids))[3:], protocol, endpoint, {}, "", False)  # new_request_id()
+    call = Call(new_request_id(), protocol, endpoint, {}, "", False)
     bearer: bytes | None = None
     api_key: bytes | None = None
     cache_control: bytes | None = None
