@@ -15,7 +15,7 @@ import orjson
 
 from ..errors import StoreConflict
 from ..limits.rules import Action, BudgetRule, Limits, Period
-from ..store.db import Database, Session
+from ..store.db import Database, Session, insert_sql
 from ..store.tables import API_KEYS, API_KEYS_COLUMNS, TENANTS, TENANTS_COLUMNS
 from . import secret
 from .key import KeyStatus, Tenant, VirtualKey
@@ -64,9 +64,7 @@ _LIVE = "status <> 'deleted'"
 
 
 def _insert(session: Session, table: str, values: Mapping[str, Any]) -> Any:
-    names = list(values)
-    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-    return session.execute(sql, *values.values())
+    return session.execute(insert_sql(table, list(values)), *values.values())
 
 
 def _assignments(values: Mapping[str, Any]) -> str:
