@@ -10,10 +10,15 @@ accounting. Anything tollway costs beyond this is the price of its features.
 
 ``BARE_UPSTREAM`` (default http://127.0.0.1:18080) and ``BARE_STREAM_UPSTREAM``
 (default http://127.0.0.1:18081) choose the upstreams; the request path is appended as is.
+``BARE_GC_THRESHOLD=N`` gives it the garbage-collector setting ``tollway start`` uses (``gc.freeze()``
+after startup, young-generation threshold N): off by default, so the reference stays the bare
+minimum; ``bench/paired.py --bare-gc`` uses it to show how much of tollway's lead over the default
+setting is that setting rather than its features.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -27,6 +32,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 UPSTREAM = os.environ.get("BARE_UPSTREAM", "http://127.0.0.1:18080").rstrip("/")
 STREAM_UPSTREAM = os.environ.get("BARE_STREAM_UPSTREAM", "http://127.0.0.1:18081").rstrip("/")
+GC_THRESHOLD = int(os.environ.get("BARE_GC_THRESHOLD") or 0)
 
 _session: aiohttp.ClientSession | None = None
 
@@ -43,6 +49,9 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             _session = _new_session()
+            if GC_THRESHOLD:
+                gc.freeze()
+                gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if _session is not None:

@@ -8,6 +8,7 @@ ABBA order, so drift hits both alike. The ratio reported is the median of the ro
 
     python bench/paired.py                   # 8 rounds of 5 s each per target, ~2 min
     python bench/paired.py --rounds 12 --seconds 4
+    python bench/paired.py --bare-gc         # the bare proxy with tollway's garbage-collector setting
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per target per round")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--bare-gc", action="store_true",
+                        help="give the bare proxy tollway's garbage-collector setting (gc.freeze() and the "
+                             "young-generation threshold of tollway.server.GC_YOUNG_THRESHOLD)")
     parser.add_argument("--output", type=Path, default=run.RESULTS_DIR / "paired.json")
     args = parser.parse_args()
 
@@ -38,6 +42,12 @@ def main() -> None:
     rounds: list[dict[str, float]] = []
     with upstream.Nginx(cpu=run.LOAD_CPU):
         gateways = {name: run.make_gateway(name) for name in ("bare", "tollway")}
+        if args.bare_gc:
+            from tollway.server import GC_YOUNG_THRESHOLD
+
+            bare = gateways["bare"]
+            assert bare is not None
+            bare.env["BARE_GC_THRESHOLD"] = str(GC_YOUNG_THRESHOLD)
         try:
             for name, gw in gateways.items():
                 assert gw is not None

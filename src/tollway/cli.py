@@ -59,7 +59,7 @@ def start(
     bind_host = host or cfg.server.host
     bind_port = cfg.server.port if port is None else port
     embedded_mock = not cfg.providers
-    gateway = Gateway(cfg, embedded_mock=embedded_mock, freeze_gc=True)
+    gateway = Gateway(cfg, embedded_mock=embedded_mock, tune_gc=True)
     if embedded_mock:
         console.print("[yellow]No provider keys or config found: serving the built-in fake providers "
                       "(mock-a, mock-b) so you can try tollway. Set OPENAI_API_KEY (or others) or use "

@@ -62,9 +62,9 @@ class Gateway:
     """The ASGI application."""
 
     def __init__(self, config: Config, *, storage: str | None = None, embedded_mock: bool = False,
-                 freeze_gc: bool = False) -> None:
+                 tune_gc: bool = False) -> None:
         self.config = config
-        self._freeze_gc = freeze_gc  # a process of its own (tollway start), not a test embedding it
+        self._tune_gc = tune_gc  # a process of its own (tollway start), not a test embedding it
         self.storage = storage if storage is not None else storage_url(config)
         self.runtime: Runtime | None = None
         self._store: LogStore | None = None
@@ -103,11 +103,8 @@ class Gateway:
         await cache.start()
         self.runtime = Runtime(self.config, Router(self.config, make_upstream), pricer, writer, store,
                                keys=keys, limits=limiter, cache=cache)
-        # Everything allocated so far (modules, config, tables) lives as long as the process: move it
-        # out of the collector's sight, so full collections walk only per-request garbage (they
-        # otherwise cost tens of milliseconds each and showed up as the p99 under load).
-        if self._freeze_gc:
-            gc.freeze()  # no collect first: it cost 60 ms of startup for a few KB of import garbage
+        if self._tune_gc:
+            tune_process_gc()
 
     async def shutdown(self) -> None:
         rt, self.runtime = self.runtime, None
@@ -175,6 +172,24 @@ class Gateway:
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+GC_YOUNG_THRESHOLD = 5_000
+"""Net allocations of container objects between two young-generation collections (CPython's default
+is 700). Each collection walks every young object still alive, and under load that is mostly the
+requests in flight, so at the default the collector ran every few requests and took ~8 % of the
+gateway's time (py-spy); at 5,000 it runs ~7x less often. Garbage cycles wait a little longer:
+at most a few thousand small objects, well under a megabyte. Measured in docs/benchmarks.md."""
+
+
+def tune_process_gc() -> None:
+    """For a gateway process of its own (``tollway start``), once startup is done."""
+    # Everything allocated so far (modules, config, tables) lives as long as the process: move it
+    # out of the collector's sight, so full collections walk only per-request garbage (they
+    # otherwise cost tens of milliseconds each and showed up as the p99 under load).
+    gc.freeze()  # no collect first: it cost 60 ms of startup for a few KB of import garbage
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def uvicorn_config(app: Any, host: str, port: int, *, fd: int | None = None) -> uvicorn.Config:
