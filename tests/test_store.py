@@ -8,7 +8,6 @@ import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def make_row(**overrides: object) -> LogRow:
         stream=True,
         cache_status="miss",
     )
-    return replace(row, **overrides)  # type: ignore[arg-type]
+    return row._replace(**overrides)
 
 
 # --- backends ---------------------------------------------------------------------------------

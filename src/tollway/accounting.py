@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import orjson
@@ -50,6 +49,6 @@ _ROW_FIELDS = ("ts", "request_id", "key_id", "requested_model", "provider", "ups
                "attempts", "latency_ms", "ttft_ms", "input_tokens", "cached_tokens", "cache_write_tokens",
                "output_tokens", "reasoning_tokens", "cost", "usage_estimated", "stream", "cache_status", "endpoint",
                "tenant", "request_body", "response_body", "saved_cost")
-if tuple(f.name for f in dataclasses.fields(LogRow)) != _ROW_FIELDS:
+if LogRow._fields != _ROW_FIELDS:
     raise ImportError("store.LogRow's fields changed order: update accounting.record, which passes them by position")
 _ENDPOINTS = {e: e.value for e in Endpoint}

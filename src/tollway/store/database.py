@@ -49,11 +49,11 @@ class LogStore:
         return self._db.dialect
 
     async def insert(self, rows: Sequence[LogRow]) -> None:
-        """Write ``rows`` in one transaction (``Database.insert_many``), as plain tuples."""
+        """Write ``rows`` in one transaction (``Database.insert_many``); a row is a tuple of its values
+        in ``LOG_FIELDS`` order already."""
         if not rows:
             return
-        values = queries.row_values
-        await self._db.insert_many(REQUESTS, queries.LOG_FIELDS, [values(row) for row in rows])
+        await self._db.insert_many(REQUESTS, queries.LOG_FIELDS, rows)
 
     async def recent(
         self,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(slots=True)
-class LogRow:
+class LogRow(NamedTuple):
     ts: float  # unix seconds, when the request arrived
     request_id: str
     key_id: str
