@@ -12,11 +12,10 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from openapi_schema import validate
 
 from tollway.mock import RunningMock
 from tollway.server import RunningServer
-
-from openapi_schema import validate
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,10 +27,9 @@ def sdk(gateway: RunningServer) -> openai.AsyncOpenAI:
 
 async def raw_post(gateway: RunningServer, path: str, body: bytes, headers: dict[str, str] | None = None,
                    method: str = "POST") -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, f"{gateway.url}{path}", data=body,
-                             headers={"content-type": "application/json", **(headers or {})}) as r:
-            return r.status, dict(r.headers), await r.read()
+    async with aiohttp.ClientSession() as s, s.request(method, f"{gateway.url}{path}", data=body,
+                         headers={"content-type": "application/json", **(headers or {})}) as r:
+        return r.status, dict(r.headers), await r.read()
 
 
 async def test_chat_non_stream_async_matches_schema(gateway: RunningServer) -> None:
@@ -257,3 +255,44 @@ async def test_provider_key_sent_upstream_and_never_leaked(gateway_factory: Any)
         assert "(HTTP 401)" in orjson.loads(raw)["error"]["message"]
         assert secret.encode() not in raw and "SECRET" not in json.dumps(headers)
         await client.close()
+
+
+async def test_the_clients_bytes_go_upstream_as_sent_unless_the_model_is_renamed(gateway_factory: Any) -> None:
+    """Same model name upstream: the client's body is forwarded byte for byte (spacing, key order,
+    escapes and all). An alias or a renamed upstream model: the same JSON with the upstream's name."""
+    from aiohttp import web
+
+    from tollway.config import parse_config
+
+    received: list[bytes] = []
+    answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "x",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+
+    async def chat(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        gw = await gateway_factory(parse_config({"providers": [
+            {"name": "rec", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k",
+             "models": {"same-name": "same-name", "public-name": "upstream-name"}}]}))
+        body = b'{ "messages": [{"role": "user", "content": "caf\\u00e9"}],  "model": "same-name", "seed": 7 }'
+        status, _, _ = await raw_post(gw, "/v1/chat/completions", body)
+        assert status == 200
+        assert received[-1] == body
+
+        status, _, _ = await raw_post(gw, "/v1/chat/completions", body.replace(b"same-name", b"public-name"))
+        assert status == 200
+        assert received[-1] != body.replace(b"same-name", b"public-name")
+        assert orjson.loads(received[-1]) == {"messages": [{"role": "user", "content": "café"}],
+                                              "model": "upstream-name", "seed": 7}
+    finally:
+        await runner.cleanup()

@@ -47,6 +47,8 @@ class Call:
     stream: bool
     started: float = field(default_factory=time.perf_counter)
     received_at: float = field(default_factory=time.time)
+    # the body's bytes as the client sent them (ingress): passed through when nothing in them changes
+    raw: bytes = field(default=b"", repr=False)
     # the client's virtual key as sent (ingress); never logged, stored or shown (hence repr=False)
     api_key: str = field(default="", repr=False)
     # headers a stage wants on the response (rate-limit state, budget warnings)

@@ -72,7 +72,8 @@ async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder,
     forgotten) and run the pipeline on it."""
     call, length = _new_call(scope, protocol, endpoint)
     try:
-        call.body = parse_object(await read_sized_body(receive, rt.config.server.max_body_bytes, length))
+        call.raw = await read_sized_body(receive, rt.config.server.max_body_bytes, length)
+        call.body = parse_object(call.raw)
         call.model, call.stream = validate(call.body)
     except ClientDisconnected:
         return

@@ -47,8 +47,7 @@ class OpenAICompatible:
     def complete(self, call: Call, deployment: Deployment) -> Coroutine[Any, Any, Reply]:
         # the transport's coroutine, not one of our own around it: one frame fewer on every resume
         if call.protocol is ClientProtocol.OPENAI:
-            return self._http.post_then(self._chat_url, {**call.body, "model": deployment.upstream_model},
-                                        self._passed_through)
+            return self._http.post_then(self._chat_url, _passed_body(call, deployment), self._passed_through)
         body = openai_request(call)
         body["model"] = deployment.upstream_model
         return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
@@ -67,9 +66,7 @@ class OpenAICompatible:
         return Reply(client_body(call, parsed), usage_from_openai(parsed.get("usage")))
 
     async def embed(self, call: Call, deployment: Deployment) -> Reply:
-        body = dict(call.body)
-        body["model"] = deployment.upstream_model
-        raw = await self._http.post(self._embed_url, body)
+        raw = await self._http.post(self._embed_url, _passed_body(call, deployment))
         return Reply(raw, usage_from_openai(self._parse(raw).get("usage")))
 
     async def stream(self, call: Call, deployment: Deployment) -> OpenAIStream:
@@ -192,6 +189,15 @@ class OpenAIStream:
         if self.usage is None:
             self.usage = Usage(input_tokens=estimate_prompt(openai_request(self._call)),
                                output_tokens=(self._output_chars + 3) // 4, estimated=True)
+
+
+def _passed_body(call: Call, deployment: Deployment) -> dict[str, Any] | bytes:
+    """An OpenAI client's body for an OpenAI-compatible upstream: its own bytes when the upstream
+    knows the model by the name the client sent (nothing to change, nothing to encode again), else
+    the body with the upstream's model name."""
+    if call.raw and deployment.upstream_model == call.model:
+        return call.raw
+    return {**call.body, "model": deployment.upstream_model}
 
 
 def usage_from_openai(usage: Any) -> Usage | None:

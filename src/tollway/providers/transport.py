@@ -53,11 +53,12 @@ class Transport:
             self._session = None
         self._watchdog.close()
 
-    async def post(self, url: str, body: dict[str, Any]) -> bytes:
-        """POST JSON; the body of a 200 answer, or the upstream's error raised."""
+    async def post(self, url: str, body: dict[str, Any] | bytes) -> bytes:
+        """POST JSON (a dict, or bytes sent as they are: a client's body passed through); the body
+        of a 200 answer, or the upstream's error raised."""
         return await self.post_then(url, body, _as_is)
 
-    async def post_then(self, url: str, body: dict[str, Any], then: Callable[[bytes], T]) -> T:
+    async def post_then(self, url: str, body: dict[str, Any] | bytes, then: Callable[[bytes], T]) -> T:
         """``post``, and ``then`` applied to the answer's body in the same coroutine (a provider's
         ``complete`` returns this coroutine rather than awaiting it in one of its own)."""
         try:
@@ -65,7 +66,7 @@ class Transport:
             # No ``async with``: read() takes the body to its end, which hands the connection back to
             # the pool (and closes the response if reading fails), so the two context managers'
             # four coroutines per call would have nothing left to do.
-            resp = await session.post(url, data=orjson.dumps(body))
+            resp = await session.post(url, data=body if type(body) is bytes else orjson.dumps(body))
             raw = await resp.read()
             if resp.status != 200:
                 raise self._parse_error(resp.status, raw, retry_after(resp.headers))

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
@@ -317,7 +318,7 @@ class SQLiteDatabase:
                 continue
             sql = insert_sql(table, columns, size)
             while len(rows) - start >= size:
-                plan.append((sql, [v for row in rows[start:start + size] for v in row]))
+                plan.append((sql, list(chain.from_iterable(rows[start:start + size]))))
                 start += size
 
         def run(conn: sqlite3.Connection) -> None:
