@@ -92,3 +92,34 @@ async def test_print_logs_and_spend(tmp_path: Path) -> None:
     assert "Spend this month by provider, model" in text
     assert "Spend all time by day" in text
     assert text.count("$0.500000") >= 4  # a row and a total in each spend table, and the log line
+
+
+def render_at(table: Table, width: int) -> str:
+    console = Console(record=True, width=width)
+    console.print(table)
+    return console.export_text()
+
+
+def test_an_80_column_terminal_still_shows_model_provider_status_and_cost() -> None:
+    """rich squeezes free-text columns first: with every column at 80 columns the model, upstream
+    and status cells were cut down to "…". Narrow terminals get the essential columns, and a long
+    name is folded onto more lines rather than cut."""
+    failed = make_row(status=502, error_type="upstream_error", cost=None)
+    ok = make_row(cost=0.000123, upstream_model="gpt-4o-mini")
+    text = render_at(logs_table([ok, failed], width=80), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "gpt-4o-mini" in text and "openai/gpt-4o-" in text and "mini-2024-07-1" in text
+    assert "502" in text and "200" in text and "$0.000123" in text
+    assert "…" not in text  # openai/gpt-4o-mini-2024-07-18 and "502 upstream_error" are folded, not cut
+    assert "TTFT" not in text and "TTFT" in render(logs_table([ok]))  # wide terminals keep every column
+
+    rows = [spend_row("openai", "gpt-4o-mini", 1.5), spend_row("anthropic", "claude-3-5-haiku", 0.25)]
+    text = render_at(spend_table(rows, "Today", width=80), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "anthropic" in text and "claude-3-5-haiku" in text and "$1.750000" in text and "…" not in text
+    assert "Unpriced" not in text and "Reasoning" not in text
+    saving = SpendRow(group={"provider": "openai", "model": "m"}, requests=1, errors=0, input_tokens=1,
+                      cached_tokens=0, cache_write_tokens=0, output_tokens=1, reasoning_tokens=0, cost=0.0,
+                      unpriced=2, saved=0.5)
+    text = render_at(spend_table([saving], "Today", width=80), 80)
+    assert "Saved" in text and "$0.500000" in text and "Unpriced" in text  # shown when they have something

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -42,80 +45,96 @@ def _status(row: LogRow) -> Text:
     return Text(label, style="green" if ok else "red")
 
 
-def logs_table(rows: list[LogRow]) -> Table:
-    """One line per call, in the order given. "~" marks token counts tollway estimated itself."""
-    table = Table(title="Recent requests", header_style="bold")
-    # Fixed-format columns never wrap, so in a narrow terminal the free-text columns give way.
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Request", no_wrap=True)
-    table.add_column("Model")
-    table.add_column("Upstream")
-    table.add_column("Status")
-    table.add_column("Att", justify="right", no_wrap=True)
-    table.add_column("ms", justify="right", no_wrap=True)
-    table.add_column("TTFT", justify="right", no_wrap=True)
-    table.add_column("In", justify="right", no_wrap=True)
-    table.add_column("Out", justify="right", no_wrap=True)
-    table.add_column("Cost", justify="right", no_wrap=True)
-    table.add_column("Cache")
+WIDE = 120
+"""Terminal columns from which every column is shown; narrower terminals get the essential ones
+(rich would otherwise squeeze free-text columns, model and provider included, down to "…")."""
+
+
+def logs_table(rows: list[LogRow], *, width: int = WIDE) -> Table:
+    """One line per call, in the order given. "~" marks token counts tollway estimated itself.
+    Below ``WIDE`` columns only the essential columns are shown."""
+    wide = width >= WIDE
+    columns = [c for c in _LOG_COLUMNS if wide or c.essential]
+    table = Table(title="Recent requests", header_style="bold", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+                  pad_edge=wide, padding=(0, 1) if wide else (0, 1, 0, 0))
+    for c in columns:
+        # Fixed-format columns never wrap, so in a narrow terminal the free-text columns give way:
+        # folded onto more lines, never cut short.
+        table.add_column(c.title, justify=c.justify, no_wrap=c.fixed, overflow="ellipsis" if c.fixed else "fold")
     for row in rows:
-        mark = "~" if row.usage_estimated else ""
-        table.add_row(
-            time.strftime("%H:%M:%S", time.localtime(row.ts)),
-            row.request_id[-8:],
-            row.requested_model,
-            f"{row.provider}/{row.upstream_model}" if row.provider else UNKNOWN,
-            _status(row),
-            str(row.attempts),
-            _ms(row.latency_ms),
-            _ms(row.ttft_ms),
-            f"{mark}{row.input_tokens:,}",
-            f"{mark}{row.output_tokens:,}",
-            money(row.cost),
-            row.cache_status,
-        )
+        table.add_row(*(c.cell(row) for c in columns))
     return table
 
 
-def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = None) -> Table:
-    """Totals per group with a total line. Group columns come from ``by`` or the rows themselves."""
+@dataclass(frozen=True, slots=True)
+class _LogColumn:
+    title: str
+    cell: Callable[[LogRow], str | Text]
+    essential: bool = True
+    fixed: bool = True  # a fixed format: never wrapped
+    justify: Literal["left", "right"] = "right"
+
+
+def _tokens(count: int, row: LogRow) -> str:
+    return f"{'~' if row.usage_estimated else ''}{count:,}"
+
+
+_LOG_COLUMNS = (
+    _LogColumn("Time", lambda r: time.strftime("%H:%M:%S", time.localtime(r.ts)), justify="left"),
+    _LogColumn("Request", lambda r: r.request_id[-8:], essential=False, justify="left"),
+    _LogColumn("Model", lambda r: r.requested_model, fixed=False, justify="left"),
+    _LogColumn("Upstream", lambda r: f"{r.provider}/{r.upstream_model}" if r.provider else UNKNOWN,
+               fixed=False, justify="left"),
+    _LogColumn("Status", _status, fixed=False, justify="left"),
+    _LogColumn("Att", lambda r: str(r.attempts), essential=False),
+    _LogColumn("ms", lambda r: _ms(r.latency_ms)),
+    _LogColumn("TTFT", lambda r: _ms(r.ttft_ms), essential=False),
+    _LogColumn("In", lambda r: _tokens(r.input_tokens, r)),
+    _LogColumn("Out", lambda r: _tokens(r.output_tokens, r)),
+    _LogColumn("Cost", lambda r: money(r.cost)),
+    _LogColumn("Cache", lambda r: r.cache_status, essential=False, fixed=False, justify="left"),
+)
+
+
+def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = None, width: int = WIDE) -> Table:
+    """Totals per group with a total line. Group columns come from ``by`` or the rows themselves.
+    Below ``WIDE`` columns the cached and reasoning columns are left out, and the saved and unpriced
+    ones unless they have something to show."""
+    wide = width >= WIDE
+    saved = wide or any(r.saved for r in rows)
     keys = list(by) if by is not None else (list(rows[0].group) if rows else [])
-    table = Table(title=title, header_style="bold", show_footer=bool(rows))
+    table = Table(title=title, header_style="bold", show_footer=bool(rows),
+                  box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
+                  padding=(0, 1) if wide else (0, 1, 0, 0))
     for index, key in enumerate(keys):
-        table.add_column(_GROUP_TITLES.get(key, key), footer="Total" if index == 0 else "")
-    numbers = [
-        ("Requests", sum(r.requests for r in rows)),
-        ("Errors", sum(r.errors for r in rows)),
-        ("In", sum(r.input_tokens for r in rows)),
-        ("Cached", sum(r.cached_tokens for r in rows)),
-        ("Out", sum(r.output_tokens for r in rows)),
-        ("Reasoning", sum(r.reasoning_tokens for r in rows)),
+        table.add_column(_GROUP_TITLES.get(key, key), footer="Total" if index == 0 else "", overflow="fold")
+    counts: list[tuple[str, Callable[[SpendRow], int]]] = [
+        ("Requests", lambda r: r.requests),
+        ("Errors", lambda r: r.errors),
+        ("In", lambda r: r.input_tokens),
+        ("Cached", lambda r: r.cached_tokens),
+        ("Out", lambda r: r.output_tokens),
+        ("Reasoning", lambda r: r.reasoning_tokens),
     ]
-    for name, total in numbers:
-        table.add_column(name, justify="right", footer=f"{total:,}", no_wrap=True)
+    if not wide:
+        counts = [c for c in counts if c[0] not in ("Cached", "Reasoning")]
+    for name, count in counts:
+        table.add_column(name, justify="right", footer=f"{sum(count(r) for r in rows):,}", no_wrap=True)
     table.add_column("Cost", justify="right", footer=money(sum(r.cost for r in rows)), no_wrap=True)
-    # what cache hits and deduplicated calls did not spend
-    table.add_column("Saved", justify="right", footer=money(sum(r.saved for r in rows)), no_wrap=True)
+    if saved:  # what cache hits and deduplicated calls did not spend
+        table.add_column("Saved", justify="right", footer=money(sum(r.saved for r in rows)), no_wrap=True)
     unpriced = sum(r.unpriced for r in rows)
-    table.add_column("Unpriced", justify="right", footer=f"{unpriced:,}" if unpriced else "")
+    if wide or unpriced:
+        table.add_column("Unpriced", justify="right", footer=f"{unpriced:,}" if unpriced else "")
     for r in rows:
-        table.add_row(
-            *(r.group.get(key, "") or UNKNOWN for key in keys),
-            *(
-                f"{value:,}"
-                for value in (
-                    r.requests,
-                    r.errors,
-                    r.input_tokens,
-                    r.cached_tokens,
-                    r.output_tokens,
-                    r.reasoning_tokens,
-                )
-            ),
-            money(r.cost),
-            money(r.saved),
-            f"{r.unpriced:,}" if r.unpriced else "",
-        )
+        cells = [r.group.get(key, "") or UNKNOWN for key in keys]
+        cells += [f"{count(r):,}" for _, count in counts]
+        cells.append(money(r.cost))
+        if saved:
+            cells.append(money(r.saved))
+        if wide or unpriced:
+            cells.append(f"{r.unpriced:,}" if r.unpriced else "")
+        table.add_row(*cells)
     if not rows:
         table.caption = "no requests in this period"
     elif unpriced:
@@ -177,7 +196,8 @@ async def print_logs(
         rows = await store.recent(limit, model=model, provider=provider, status=status)
     finally:
         await store.close()
-    (console or Console()).print(logs_table(rows))
+    out = console or Console()
+    out.print(logs_table(rows, width=out.width))
 
 
 async def print_spend(
@@ -200,6 +220,6 @@ async def print_spend(
             if "key" in keys:
                 rows = await key_names(store, rows)
             title = f"Spend {_PERIOD_TITLES.get(name, 'over the last ' + name)} by {', '.join(keys)}"
-            out.print(spend_table(rows, title, by=keys))
+            out.print(spend_table(rows, title, by=keys, width=out.width))
     finally:
         await store.close()
