@@ -33,8 +33,11 @@ def main() -> None:
     parser.add_argument("--bare-gc", action="store_true",
                         help="give the bare proxy tollway's garbage-collector setting (gc.freeze() and the "
                              "young-generation threshold of tollway.server.GC_YOUNG_THRESHOLD)")
-    parser.add_argument("--output", type=Path, default=run.RESULTS_DIR / "paired.json")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default bench/results/paired.json (paired-bare-gc.json with --bare-gc)")
     args = parser.parse_args()
+    if args.output is None:
+        args.output = run.RESULTS_DIR / ("paired-bare-gc.json" if args.bare_gc else "paired.json")
 
     run.WORK_DIR.mkdir(parents=True, exist_ok=True)
     lock = run.take_lock(600)

@@ -39,8 +39,8 @@ WORK_DIR = BENCH_DIR / ".work"
 RESULTS_DIR = BENCH_DIR / "results"
 sys.path.insert(0, str(BENCH_DIR))
 
-import ttfb  # noqa: E402
-import upstream  # noqa: E402
+import ttfb
+import upstream
 
 VENV_BIN = Path(sys.executable).parent
 GATEWAY_CPU = "0"
@@ -298,7 +298,7 @@ def wrk(url: str, connections: int, seconds: float, latency: bool = False,
     if latency:
         cmd.append("--latency")
     cmd.append(url)
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body},
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body},
                          timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
@@ -349,7 +349,8 @@ def tollway_command(config: Path) -> list[str] | None:
     candidates.append([sys.executable, "-m", "tollway"])
     for base in candidates:
         try:
-            probe = subprocess.run([*base, "start", "--help"], capture_output=True, timeout=60, cwd=ROOT)
+            probe = subprocess.run([*base, "start", "--help"], check=False, capture_output=True, timeout=60,
+                                   cwd=ROOT)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
@@ -582,7 +583,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 def versions() -> dict[str, str]:
     def first_line(cmd: list[str]) -> str:
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=10)
         except OSError:
             return "?"
         return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
@@ -597,9 +598,9 @@ def versions() -> dict[str, str]:
         pass
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
+                                check=False, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               check=False, capture_output=True, text=True, timeout=10).stdout.strip()
         info["tollway_commit"] = commit + ("+uncommitted src changes" if dirty else "")
     except OSError:
         pass

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR / ".work"
@@ -224,7 +225,7 @@ class Nginx:
             self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> Nginx:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import openai
-
 from test_request_log import free_port, wait_ready
 
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "MISTRAL_API_KEY",
@@ -27,7 +26,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 
 async def test_start_without_keys_serves_builtin_fakes(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--port", str(port)],  # noqa: ASYNC220
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
     try:
         await wait_ready(f"http://127.0.0.1:{port}", proc)
@@ -48,7 +47,7 @@ async def test_start_without_keys_serves_builtin_fakes(tmp_path: Path) -> None:
 
 async def test_mock_command_serves_and_injects_faults(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "mock", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "tollway", "mock", "--port", str(port)],  # noqa: ASYNC220
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,8 +72,8 @@ async def test_mock_command_serves_and_injects_faults(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "tollway", "demo", "--requests", "300"], capture_output=True,
-                         text=True, timeout=120, env={**clean_env(tmp_path), "COLUMNS": "200"})
+    out = subprocess.run([sys.executable, "-m", "tollway", "demo", "--requests", "300"], check=False,
+                         capture_output=True, text=True, timeout=120, env={**clean_env(tmp_path), "COLUMNS": "200"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "success rate" in out.stdout and "100.00%" in out.stdout
     assert "total spend" in out.stdout and "tollway logs --storage" in out.stdout

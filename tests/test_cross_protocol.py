@@ -11,13 +11,12 @@ import anthropic
 import openai
 import orjson
 import pytest
+from conftest import GatewayFactory
+from openapi_schema import validate
 
 from tollway.config import Config, parse_config
 from tollway.mock import RunningMock
 from tollway.server import RunningServer
-
-from conftest import GatewayFactory
-from openapi_schema import validate
 
 KINDS = ("openai", "anthropic", "gemini")
 TOOLS: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -144,14 +143,12 @@ async def test_anthropic_passthrough_keeps_native_fields(gateway_factory: Gatewa
     body = {"model": "m", "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
             "system": [{"type": "text", "text": "long", "cache_control": {"type": "ephemeral"}}],
             "messages": [{"role": "user", "content": "think"}]}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{gw.url}/v1/messages", json=body) as r:
-            msg = await r.json()
+    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/messages", json=body) as r:
+        msg = await r.json()
     thinking = [b for b in msg["content"] if b["type"] == "thinking"]
     assert thinking and thinking[0]["signature"]
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{gw.url}/v1/messages", json={**body, "stream": True}) as r:
-            raw = await r.read()
+    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/messages", json={**body, "stream": True}) as r:
+        raw = await r.read()
     blocks = raw.split(b"\n\n")
     assert all(b.startswith(b"event: ") for b in blocks if b.strip())
     assert b"signature_delta" in raw and raw.count(b"event: message_start") == 1
@@ -192,10 +189,9 @@ async def test_mid_stream_errors_in_the_clients_protocol(kind: str, gateway_fact
         async with a.messages.stream(model="m", max_tokens=100, messages=[{"role": "user", "content": "x"}]) as st:
             await st.get_final_message()
     assert "stream" in str(info.value)
-    async with aiohttp.ClientSession() as sess:
-        async with sess.post(f"{gw.url}/v1/messages", json={"model": "m", "max_tokens": 100, "stream": True,
-                                                            "messages": [{"role": "user", "content": "x"}]}) as r:
-            raw = await r.read()
+    body = {"model": "m", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    async with aiohttp.ClientSession() as sess, sess.post(f"{gw.url}/v1/messages", json=body) as r:
+        raw = await r.read()
     last = raw.strip().split(b"\n\n")[-1]
     assert last.startswith(b"event: error\ndata: ")
     assert orjson.loads(last.split(b"data: ", 1)[1])["type"] == "error"
@@ -206,10 +202,9 @@ async def test_mid_stream_errors_in_the_clients_protocol(kind: str, gateway_fact
 async def test_anthropic_error_envelope(status: int, gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
     gw = await gateway_factory(one_provider("anthropic", mock_a))
     await mock_a.set_fault(status=status)
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{gw.url}/v1/messages", json={"model": "m", "max_tokens": 10,
-                                                         "messages": [{"role": "user", "content": "x"}]}) as r:
-            body = await r.json()
+    request = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/messages", json=request) as r:
+        body = await r.json()
     assert body["type"] == "error" and set(body["error"]) == {"type", "message"}
     assert "sk-upstream-key" not in json.dumps(body)
 

@@ -11,12 +11,11 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from conftest import MODELS, GatewayFactory, two_provider_config
 
 from tollway.config import parse_config
 from tollway.mock import MockOptions, RunningMock, start_mock
 from tollway.server import RunningServer
-
-from conftest import MODELS, GatewayFactory, two_provider_config
 
 MSG: Any = [{"role": "user", "content": "hello"}]
 
@@ -27,15 +26,13 @@ def client(gw: RunningServer, **kw: Any) -> openai.AsyncOpenAI:
 
 async def chat(gw: RunningServer, stream: bool = False, content: str = "hello") -> tuple[int, dict[str, str], bytes]:
     body = orjson.dumps({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": content}]})
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"{gw.url}/v1/chat/completions", data=body) as r:
-            return r.status, dict(r.headers), await r.read()
+    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=body) as r:
+        return r.status, dict(r.headers), await r.read()
 
 
 async def backends(gw: RunningServer) -> dict[str, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"{gw.url}/v1/backends") as r:
-            return {d["provider"]: d for d in (await r.json())["data"] if d["model"] == "gpt-4o-mini"}
+    async with aiohttp.ClientSession() as s, s.get(f"{gw.url}/v1/backends") as r:
+        return {d["provider"]: d for d in (await r.json())["data"] if d["model"] == "gpt-4o-mini"}
 
 
 def closed_port() -> int:
@@ -265,5 +262,5 @@ async def test_recovered_primary_gets_its_traffic_back(gateway_factory: GatewayF
     await mock_a.clear_fault()
     await asyncio.sleep(0.35)
     status, headers, _ = await chat(gw)  # the probe is a real request, in the primary's place
-    assert headers["x-tollway-provider"] == "mock-a"
+    assert status == 200 and headers["x-tollway-provider"] == "mock-a"
     assert (await backends(gw))["mock-a"]["state"] == "healthy"

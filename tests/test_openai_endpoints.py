@@ -155,6 +155,7 @@ async def test_embeddings_float_and_base64(gateway: RunningServer) -> None:
     # the OpenAPI schema only knows float arrays; OpenAI itself answers base64 with a string
     validate("CreateEmbeddingResponse", {**parsed, "data": [{**d, "embedding": [0.0]} for d in parsed["data"]]})
     status, _, raw = await raw_post(gateway, "/v1/embeddings", body.replace(b"base64", b"float"))
+    assert status == 200
     validate("CreateEmbeddingResponse", orjson.loads(raw))
     vec = base64.b64decode(parsed["data"][0]["embedding"])
     assert list(struct.unpack(f"<{len(vec) // 4}f", vec)) == pytest.approx(floats.data[0].embedding, rel=1e-6)
@@ -166,6 +167,7 @@ async def test_models_lists_what_the_gateway_serves(gateway: RunningServer) -> N
     ids = {m.id async for m in client.models.list()}
     assert {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"} <= ids
     status, _, raw = await raw_post(gateway, "/v1/models", b"", method="GET")
+    assert status == 200
     validate("ListModelsResponse", orjson.loads(raw))
     await client.close()
 
@@ -197,7 +199,7 @@ async def test_health(gateway: RunningServer) -> None:
 )
 async def test_bad_input_gets_openai_error_envelope(gateway: RunningServer, path: str, body: bytes, status: int,
                                                     param: str | None) -> None:
-    got, headers, raw = await raw_post(gateway, path, body)
+    got, _, raw = await raw_post(gateway, path, body)
     assert got == status
     err = orjson.loads(raw)
     validate("ErrorResponse", err)

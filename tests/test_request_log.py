@@ -16,12 +16,11 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from conftest import GatewayFactory, create_pg_database, drop_pg_database, two_provider_config
 
 from tollway.mock import RunningMock
 from tollway.server import RunningServer
 from tollway.store import LogRow, LogStore
-
-from conftest import GatewayFactory, create_pg_database, drop_pg_database, two_provider_config
 
 MSG: Any = [{"role": "user", "content": "hello there"}]
 
@@ -167,7 +166,7 @@ async def test_graceful_stop_loses_no_row(stop_storage: str, tmp_path: Path,
     port = free_port()
     cfg = tmp_path / "tollway.toml"
     write_config(cfg, port, storage, mock_a, mock_b)
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--config", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--config", str(cfg)],  # noqa: ASYNC220
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -205,11 +204,12 @@ async def test_logs_and_spend_commands(gateway: RunningServer, tmp_path: Path) -
     await rows_of(gateway)
     storage = gateway.gateway.storage
     env = {**os.environ, "COLUMNS": "200"}
-    logs = subprocess.run([sys.executable, "-m", "tollway", "logs", "--storage", storage],
-                          capture_output=True, text=True, timeout=60, env=env)
+    logs = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tollway", "logs", "--storage", storage],
+                                   check=False, capture_output=True, text=True, timeout=60, env=env)
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.count("gpt-4o-mini") >= 3 and "mock-a" in logs.stdout
-    spend = subprocess.run([sys.executable, "-m", "tollway", "spend", "--storage", storage, "--period", "today"],
-                           capture_output=True, text=True, timeout=60, env=env)
+    spend = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tollway", "spend", "--storage", storage,
+                                                     "--period", "today"],
+                                    check=False, capture_output=True, text=True, timeout=60, env=env)
     assert spend.returncode == 0, spend.stderr
     assert "mock-a" in spend.stdout and "gpt-4o-mini" in spend.stdout
