@@ -1,4 +1,4 @@
-"""The bare minimum a Python proxy can do: the ceiling tollway is measured against.
+"""The bare minimum a Python proxy does: the reference tollway is measured against.
 
 A raw ASGI app and one pooled ``aiohttp.ClientSession``. It reads the request body, POSTs it to the
 upstream and returns the bytes; a streamed request (``"stream":true`` in the body) goes to the SSE
