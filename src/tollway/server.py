@@ -18,7 +18,7 @@ from .asgi import Receive, Scope, Send, respond
 from .cache import make_cache
 from .config import Config, ProviderConfig, storage_url
 from .errors import MethodNotAllowed, NotFound, TollwayError
-from .ingress import admin, admin_api, anthropic, openai, stats
+from .ingress import admin, admin_api, anthropic, models, openai, stats
 from .keys.cache import KeyCache
 from .keys.repository import KeyRepository
 from .limits import make_limiter
@@ -40,7 +40,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/messages": {"POST": anthropic.messages},
     "/v1/messages/count_tokens": {"POST": anthropic.count_tokens},
     "/v1/embeddings": {"POST": openai.embeddings},
-    "/v1/models": {"GET": openai.models},
+    "/v1/models": {"GET": models.models},
     "/v1/backends": {"GET": admin.backends},
     "/health": {"GET": admin.health},
     "/stats": {"GET": stats.stats},
@@ -131,9 +131,13 @@ class Gateway:
         if kind == "http":
             rt = self.runtime
             methods = ROUTES.get(scope["path"])
-            if methods is None and rt is not None and scope["path"].startswith(admin_api.PREFIX):
-                await admin_api.dispatch(rt, scope, receive, send)  # token-guarded, its own router
-                return
+            if methods is None and rt is not None:
+                path = scope["path"]
+                if path.startswith(admin_api.PREFIX):
+                    await admin_api.dispatch(rt, scope, receive, send)  # token-guarded, its own router
+                    return
+                if path.startswith(models.PREFIXES):
+                    methods = {"GET": models.model}
             handler = None if methods is None else methods.get(scope["method"])
             if rt is not None and handler is not None:
                 await handler(rt, scope, receive, send)

@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from ..asgi import Receive, Scope, Send, respond_json
+from ..asgi import Receive, Scope, Send
 from ..call import ClientProtocol, Endpoint
 from ..egress import ASGIResponder
 from ..errors import InvalidRequest, TollwayError
-from ..keys.auth import authenticate
 from ..runtime import Runtime
 from ..sse import encode_json
-from .calls import new_call, serve
+from .calls import serve
 
 
 class OpenAIResponder(ASGIResponder):
@@ -118,19 +117,3 @@ def chat_completions(rt: Runtime, scope: Scope, receive: Receive, send: Send) ->
 def embeddings(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
     return serve(rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.EMBEDDINGS,
                  _validate_embeddings)
-
-
-async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """The models this gateway serves; once keys exist, only to a valid key and only those it may use."""
-    call = new_call(scope, ClientProtocol.OPENAI, Endpoint.CHAT)
-    try:
-        principal = await authenticate(rt, call, check_model=False)
-    except TollwayError as exc:
-        await OpenAIResponder(send).error(call, exc)
-        return
-    names = rt.router.models()
-    if principal.key is not None:
-        names = [m for m in names if principal.key.allows(m)]
-    created = int(rt.started_at)
-    data = [{"id": m, "object": "model", "created": created, "owned_by": "tollway"} for m in names]
-    await respond_json(send, 200, {"object": "list", "data": data})
