@@ -280,3 +280,38 @@ async def test_gemini_thoughts_are_output_and_reasoning(gateway_factory: Gateway
     # gemini-2.5-flash: $0.30/M input, $0.03/M cached, $2.50/M output (thoughts billed as output)
     expected = ((row.input_tokens - 4) * 0.30 + 4 * 0.03 + row.output_tokens * 2.5) / 1e6
     assert row.cost == pytest.approx(expected)
+
+
+async def test_openai_embeddings_served_by_gemini(gateway_factory: GatewayFactory, mock_a: RunningMock,
+                                                  mock_b: RunningMock) -> None:
+    """The OpenAI SDK (base64 by default, floats on request) against a Gemini deployment: the same
+    vectors the mock computes, in order, with estimated usage; token-id input cannot be said in
+    Gemini's API, so it fails over to the OpenAI deployment behind it."""
+    from tollway.mock import content
+
+    gw = await gateway_factory(parse_config({"providers": [
+        {"name": "up-gemini", "kind": "gemini", "base_url": f"{mock_a.url}/v1beta", "api_key": "g",
+         "models": {"emb": "text-embedding-004"}, "priority": 0},
+        {"name": "up-openai", "kind": "openai", "base_url": f"{mock_b.url}/v1", "api_key": "o",
+         "models": {"emb": "text-embedding-3-small"}, "priority": 1},
+    ]}))
+    # not the strict client: it validates before decoding base64 (see test_embeddings_float_and_base64)
+    client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+    raw = await client.embeddings.with_raw_response.create(model="emb", input=["alpha", "beta"], dimensions=8)
+    assert raw.headers["x-tollway-provider"] == "up-gemini"
+    got = raw.parse()
+    assert [d.index for d in got.data] == [0, 1]
+    for d, text in zip(got.data, ["alpha", "beta"], strict=True):  # base64 on the wire, decoded by the SDK
+        assert d.embedding == pytest.approx(list(content.embedding(text, 8)), rel=1e-6)
+    assert got.usage.prompt_tokens == got.usage.total_tokens == 3  # estimated: ceil(5/4) + ceil(4/4)
+    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/embeddings", json={
+            "model": "emb", "input": "alpha", "encoding_format": "float"}) as r:
+        floats = await r.json()
+    validate("CreateEmbeddingResponse", floats)
+    assert floats["data"][0]["embedding"] == list(content.embedding("alpha", 768))
+    tokens = await client.embeddings.with_raw_response.create(model="emb", input=[[1, 2, 3]])
+    assert tokens.headers["x-tollway-provider"] == "up-openai" and tokens.headers["x-tollway-attempts"] == "2"
+    await client.close()
+    rows = await gw.gateway.runtime.store.recent(10)  # type: ignore[union-attr]
+    gemini_rows = [r for r in rows if r.provider == "up-gemini" and r.status == 200]
+    assert len(gemini_rows) == 2 and all(r.usage_estimated and r.endpoint == "embeddings" for r in gemini_rows)

@@ -151,6 +151,7 @@ async def test_embeddings_float_and_base64(gateway: RunningServer) -> None:
     assert default.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
     body = orjson.dumps({"model": "text-embedding-3-small", "input": "a", "encoding_format": "base64"})
     status, _, raw = await raw_post(gateway, "/v1/embeddings", body)
+    assert status == 200
     parsed = orjson.loads(raw)
     # the OpenAPI schema only knows float arrays; OpenAI itself answers base64 with a string
     validate("CreateEmbeddingResponse", {**parsed, "data": [{**d, "embedding": [0.0]} for d in parsed["data"]]})

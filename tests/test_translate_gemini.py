@@ -8,7 +8,9 @@ types, which forbid unknown fields, and every response and chunk against the ``o
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tollway.call import Usage
 from tollway.errors import StreamInterrupted, UpstreamError
 from tollway.sse import DONE, SSEDecoder, encode_json
-from tollway.translate.errors import gemini_chunk_error, upstream_error
+from tollway.translate.errors import TranslationError, gemini_chunk_error, upstream_error
 from tollway.translate.gemini import (
     PLACEHOLDER_SIGNATURE,
     GeminiToOpenAIStream,
     gemini_to_openai_response,
     openai_to_gemini_request,
 )
+from tollway.translate.gemini_embeddings import gemini_to_openai_embeddings, openai_to_gemini_embed_request
 from tollway.translate.gemini_schema import gemini_schema
 from tollway.translate.usage import usage_from_gemini
 
@@ -295,3 +298,37 @@ def test_gemini_error_envelopes() -> None:
         b'{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}',
     )
     assert unavailable.retryable and unavailable.message == "The model is overloaded."
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+
+def test_embeddings_request() -> None:
+    assert openai_to_gemini_embed_request({"model": "emb", "input": "hello", "user": "u1"}, "text-embedding-004") == {
+        "requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "hello"}]}}]}
+    both = openai_to_gemini_embed_request({"input": ["a", "b"], "dimensions": 256}, "m")
+    assert [r["content"]["parts"][0]["text"] for r in both["requests"]] == ["a", "b"]
+    assert all(r["outputDimensionality"] == 256 and r["model"] == "models/m" for r in both["requests"])
+    for tokens in ([1, 2, 3], [[1, 2], [3]]):
+        with pytest.raises(TranslationError) as info:
+            openai_to_gemini_embed_request({"input": tokens}, "m")
+        assert info.value.param == "input" and info.value.status == 400
+    with pytest.raises(TranslationError):
+        openai_to_gemini_embed_request({"input": "a", "dimensions": 0}, "m")
+
+
+def test_embeddings_response() -> None:
+    raw = b'{"embeddings": [{"values": [0.5, -0.25]}, {"values": [1, 0.125]}]}'
+    kw: dict[str, Any] = {"inputs": 2, "provider": "g", "model": "text-embedding-004", "prompt_tokens": 7}
+    floats = gemini_to_openai_embeddings(raw, encoding_format=None, **kw)
+    assert floats == {"object": "list", "model": "text-embedding-004",
+                      "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]},
+                               {"object": "embedding", "index": 1, "embedding": [1, 0.125]}],
+                      "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+    packed = gemini_to_openai_embeddings(raw, encoding_format="base64", **kw)
+    assert struct.unpack("<2f", base64.b64decode(packed["data"][1]["embedding"])) == (1.0, 0.125)
+    for broken in (b"<html>", b'{"embeddings": [{"values": [0.5]}]}', b'{"embeddings": [{"values": ["x"]}, {}]}',
+                   b'{"error": {"code": 500}}'):
+        with pytest.raises(UpstreamError) as info:
+            gemini_to_openai_embeddings(broken, encoding_format=None, **kw)
+        assert info.value.status == 502 and info.value.retryable

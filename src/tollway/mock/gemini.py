@@ -1,7 +1,10 @@
 """Gemini's ``generateContent`` API for the mock, under ``/v1beta/models/`` and ``/v1/models/``.
 
 Routes: ``POST {version}/models/{model}:generateContent``, ``:streamGenerateContent`` (SSE with
-``?alt=sse``, otherwise one JSON array of the chunks, as the API does) and ``:countTokens``. The
+``?alt=sse``, otherwise one JSON array of the chunks, as the API does), ``:countTokens``, and
+``:embedContent`` / ``:batchEmbedContents`` (deterministic unit vectors of ``outputDimensionality``
+or 768 numbers; every request in a batch must name the URL's model, as the API insists; no usage,
+as the API reports none). The
 API key comes from ``x-goog-api-key`` or ``?key=``; a wrong one gets the API's own answer, a 400
 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not a 401). Bodies follow the REST reference
 and the ``google-genai`` SDK's types. Where the real API allows variants, the mock picks the shape
@@ -115,8 +118,15 @@ _SCHEMA_TYPES = frozenset(
 )
 
 JSON = dict[str, Any]  # a decoded wire object, read only inside this module's parsers
-Method = Literal["generateContent", "streamGenerateContent", "countTokens"]
-_METHODS: tuple[Method, ...] = ("generateContent", "streamGenerateContent", "countTokens")
+Method = Literal["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
+_METHODS: tuple[Method, ...] = ("generateContent", "streamGenerateContent", "countTokens", "embedContent",
+                                "batchEmbedContents")
+_EMBED_FIELDS = _names("model", "content", "taskType", "title", "outputDimensionality")
+_TASK_TYPES = frozenset({
+    "TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION",
+    "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY",
+})
+EMBEDDING_DIMENSIONS = 768
 
 
 class BadRequest(Exception):
@@ -170,9 +180,9 @@ class GeminiMock:
         body, problem = _load(await request.read())
         if method == "countTokens" and isinstance(body.get("generateContentRequest"), dict):
             body = body["generateContentRequest"]
-        plan = await self.state.admit(
-            request, model=model, prompt=_last_user_text(body), reject=error_response, key=api_key
-        )
+        embedding = method in ("embedContent", "batchEmbedContents")
+        prompt = _embed_prompt(body) if embedding else _last_user_text(body)
+        plan = await self.state.admit(request, model=model, prompt=prompt, reject=error_response, key=api_key)
         if not isinstance(plan, Plan):
             return plan
         if not self.state.knows_model(model):
@@ -182,6 +192,14 @@ class GeminiMock:
                 f"models/{model} is not found for API version {version}, or is not supported for "
                 f"{method}. Call ListModels to see the list of available models and their supported methods.",
             )
+        if embedding:
+            try:
+                if problem is not None:
+                    raise problem
+                answer = _embeddings(model, body) if method == "batchEmbedContents" else _embedding(model, body, "")
+            except BadRequest as exc:
+                return error_response(400, exc.message)
+            return await send_body(request, orjson.dumps(answer), plan)
         try:
             job = _parse(model, body, problem, plan)
         except BadRequest as exc:
@@ -221,6 +239,47 @@ class _Job:
     candidates: int
     include_thoughts: bool
     stop_sequences: tuple[str, ...]
+
+
+def _embed_prompt(body: JSON) -> str:
+    """The last text of an embedding request: where a ``[[mock:…]]`` directive would be."""
+    requests = body.get("requests")
+    one = requests[-1] if isinstance(requests, list) and requests and isinstance(requests[-1], dict) else body
+    return _text(_parts(one.get("content")))
+
+
+def _embeddings(model: str, body: JSON) -> JSON:
+    """``batchEmbedContents``: ``{"requests": [EmbedContentRequest…]}`` → ``{"embeddings": [{"values"}…]}``."""
+    _check_fields(body, _names("requests"), "")
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise BadRequest("* BatchEmbedContentsRequest.requests: contents is not specified")
+    vectors = []
+    for i, one in enumerate(requests):
+        if not isinstance(one, dict):
+            raise BadRequest(f"Invalid value at 'requests[{i}]': expected an EmbedContentRequest object.")
+        named = one.get("model")
+        if named != f"models/{model}":
+            raise BadRequest(f"Model name in request [{i}] ({named}) does not match the batch model models/{model}.")
+        vectors.append(_embedding(model, one, f"requests[{i}]")["embedding"])
+    return {"embeddings": vectors}
+
+
+def _embedding(model: str, one: JSON, where: str) -> JSON:
+    """``embedContent``: ``{content, taskType?, title?, outputDimensionality?}`` → ``{"embedding": {"values"}}``."""
+    _check_fields(one, _EMBED_FIELDS, where)
+    parts = _parts(one.get("content"))
+    if not parts or any(set(p) != {"text"} or not isinstance(p["text"], str) for p in parts):
+        raise BadRequest(f"* {where or 'EmbedContentRequest'}.content.parts: text parts only, at least one")
+    task = _get(one, "taskType")
+    if task is not None and task not in _TASK_TYPES:
+        raise BadRequest(f'Invalid value at \'{where + "." if where else ""}task_type\': "{task}"')
+    dims = _get(one, "outputDimensionality")
+    if dims is None:
+        dims = EMBEDDING_DIMENSIONS
+    elif not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 3072:
+        raise BadRequest("* outputDimensionality must be between 1 and 3072")
+    return {"embedding": {"values": list(content.embedding(_text(parts), dims))}}
 
 
 def _load(raw: bytes) -> tuple[JSON, BadRequest | None]:

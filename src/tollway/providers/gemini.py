@@ -14,9 +14,13 @@ from ..call import Call, Usage
 from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..sse import SSEEvent
-from ..tokens import estimate_prompt
-from ..translate.errors import TranslationError
+from ..tokens import estimate_prompt, estimate_text
 from ..translate.gemini import GeminiToOpenAIStream, gemini_to_openai_response, openai_to_gemini_request
+from ..translate.gemini_embeddings import (
+    embedding_texts,
+    gemini_to_openai_embeddings,
+    openai_to_gemini_embed_request,
+)
 from ..translate.usage import usage_from_gemini
 from .anthropic import named_error
 from .base import Reply
@@ -59,7 +63,16 @@ class GeminiUpstream:
         return GeminiStream(resp, call, self.config.name, deployment.upstream_model)
 
     async def embed(self, call: Call, deployment: Deployment) -> Reply:
-        raise TranslationError(f"{self.config.name}: embeddings are not translated to Gemini yet", param="model")
+        """``batchEmbedContents``, one request per input string; the usage is estimated (Gemini reports
+        none for embeddings)."""
+        model = deployment.upstream_model
+        body = openai_to_gemini_embed_request(call.body, model)
+        raw = await self._http.post(f"{self.config.base_url}/models/{model}:batchEmbedContents", body)
+        tokens = sum(estimate_text(t) for t in embedding_texts(call.body))
+        answer = gemini_to_openai_embeddings(raw, inputs=len(body["requests"]), provider=self.config.name,
+                                             model=model, encoding_format=call.body.get("encoding_format"),
+                                             prompt_tokens=tokens)
+        return Reply(orjson.dumps(answer), Usage(input_tokens=tokens, estimated=True))
 
 
 class GeminiStream:
