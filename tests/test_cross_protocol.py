@@ -312,6 +312,9 @@ async def test_openai_embeddings_served_by_gemini(gateway_factory: GatewayFactor
     tokens = await client.embeddings.with_raw_response.create(model="emb", input=[[1, 2, 3]])
     assert tokens.headers["x-tollway-provider"] == "up-openai" and tokens.headers["x-tollway-attempts"] == "2"
     await client.close()
-    rows = await gw.gateway.runtime.store.recent(10)  # type: ignore[union-attr]
+    rt = gw.gateway.runtime
+    assert rt is not None and rt.writer is not None and rt.store is not None
+    await rt.writer.flush()
+    rows = await rt.store.recent(10)
     gemini_rows = [r for r in rows if r.provider == "up-gemini" and r.status == 200]
     assert len(gemini_rows) == 2 and all(r.usage_estimated and r.endpoint == "embeddings" for r in gemini_rows)
