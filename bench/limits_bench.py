@@ -130,7 +130,7 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     keys = KeyCache(KeyRepository(store.db), refresh_interval=3600)
     await keys.start()
     pricer = Pricer(cfg.prices)
-    limiter = make_limiter(cfg, pricer, store.db)
+    limiter = make_limiter(cfg, pricer, store)
     await limiter.start()
     rt = Runtime(cfg, Router(cfg, make_upstream), pricer, None, store, keys=keys, limits=limiter)
     candidates = rt.router.candidates("gpt-4o-mini")
