@@ -65,8 +65,7 @@ async def model(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
     name = next(path[len(p):] for p in PREFIXES if path.startswith(p))
     try:
         principal = await authenticate(rt, call, check_model=False)
-        served = name in rt.router.models() or bool(name and rt.router.candidates(name))
-        if not served or not _allowed(principal, [name]):
+        if not rt.router.serves(name) or not _allowed(principal, [name]):
             raise ModelNotFound(f"The model '{name}' does not exist or is not served by this gateway.",
                                 param="model")
     except TollwayError as exc:

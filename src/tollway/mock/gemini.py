@@ -4,10 +4,9 @@ Routes: ``POST {version}/models/{model}:generateContent``, ``:streamGenerateCont
 ``?alt=sse``, otherwise one JSON array of the chunks, as the API does), ``:countTokens``, and
 ``:embedContent`` / ``:batchEmbedContents`` (deterministic unit vectors of ``outputDimensionality``
 or 768 numbers; every request in a batch must name the URL's model, as the API insists; no usage,
-as the API reports none). The
-API key comes from ``x-goog-api-key`` or ``?key=``; a wrong one gets the API's own answer, a 400
-``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not a 401). Bodies follow the REST reference
-and the ``google-genai`` SDK's types. Where the real API allows variants, the mock picks the shape
+as the API reports none). The API key comes from ``x-goog-api-key`` or ``?key=``; a wrong one gets
+the API's own answer, a 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not a 401). Bodies
+follow the REST reference and the ``google-genai`` SDK's types. Where the real API allows variants, the mock picks the shape
 that trips translators:
 
 - SSE events are ``data: {GenerateContentResponse}\\r\\n\\r\\n``: CRLF line endings, no ``event:``
