@@ -127,4 +127,6 @@ def order(candidates: list[Deployment]) -> list[Deployment]:
     """The candidates that may be tried now, in their configured order. A ``down`` deployment past
     its cooldown keeps its place, so its probe is a real request and a recovered primary gets its
     traffic back (demoting it behind a healthy fallback would starve the probe)."""
+    if len(candidates) == 1:  # the usual case: no list comprehension (a function call of its own)
+        return candidates if candidates[0].available() else []
     return [d for d in candidates if d.available()]
