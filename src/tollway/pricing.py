@@ -2,9 +2,9 @@
 model in config. Input, cached input, cache writes, output and reasoning tokens are priced
 separately.
 
-A price lookup in ``genai-prices`` costs tens of microseconds, so each (provider, model) is resolved
-once into plain per-token rates and cached; a model the library prices in tiers (by prompt size)
-falls back to the library's own calculation for every call.
+A price lookup in ``genai-prices`` costs tens of microseconds, so each (provider, upstream model,
+public name) is resolved once into plain per-token rates and cached; a model the library prices in
+tiers (by prompt size) falls back to the library's own calculation for every call.
 """
 
 from __future__ import annotations
@@ -82,18 +82,24 @@ class _LibraryPrice:
         return float(result["total_price"])
 
 
+MAX_RESOLVED = 4096  # (provider, upstream model, public name) triples kept; clients can invent names
+
+
 class Pricer:
     def __init__(self, overrides: dict[str, PriceConfig]) -> None:
         self._overrides = {name: _rates_from_override(p) for name, p in overrides.items()}
-        self._cache: dict[tuple[str, str], Rates | _LibraryPrice | None] = {}
+        self._cache: dict[tuple[str, str, str], Rates | _LibraryPrice | None] = {}
 
     def cost(self, provider_kind: str, provider_name: str, upstream_model: str, public_model: str,
              usage: Usage) -> float | None:
         """Dollars for this usage, or None when the model has no known price."""
-        key = (provider_name, upstream_model)
+        # the public name is part of the key: two aliases of one upstream model may be priced apart
+        key = (provider_name, upstream_model, public_model)
         try:
             price = self._cache[key]
         except KeyError:
+            if len(self._cache) >= MAX_RESOLVED:
+                self._cache.clear()
             price = self._cache[key] = self._resolve(provider_kind, provider_name, upstream_model, public_model)
         return None if price is None else price.cost(usage)
 
