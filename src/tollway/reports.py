@@ -102,6 +102,8 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
     ones unless they have something to show."""
     wide = width >= WIDE
     saved = wide or any(r.saved for r in rows)
+    unpriced = sum(r.unpriced for r in rows)
+    show_unpriced = wide or bool(unpriced)
     keys = list(by) if by is not None else (list(rows[0].group) if rows else [])
     table = Table(title=title, header_style="bold", show_footer=bool(rows),
                   box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
@@ -123,8 +125,7 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
     table.add_column("Cost", justify="right", footer=money(sum(r.cost for r in rows)), no_wrap=True)
     if saved:  # what cache hits and deduplicated calls did not spend
         table.add_column("Saved", justify="right", footer=money(sum(r.saved for r in rows)), no_wrap=True)
-    unpriced = sum(r.unpriced for r in rows)
-    if wide or unpriced:
+    if show_unpriced:
         table.add_column("Unpriced", justify="right", footer=f"{unpriced:,}" if unpriced else "")
     for r in rows:
         cells = [r.group.get(key, "") or UNKNOWN for key in keys]
@@ -132,7 +133,7 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
         cells.append(money(r.cost))
         if saved:
             cells.append(money(r.saved))
-        if wide or unpriced:
+        if show_unpriced:
             cells.append(f"{r.unpriced:,}" if r.unpriced else "")
         table.add_row(*cells)
     if not rows:

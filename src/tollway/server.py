@@ -45,6 +45,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/health": {"GET": admin.health},
     "/stats": {"GET": stats.stats},
 }
+_ONE_MODEL: dict[str, Handler] = {"GET": models.model}  # /v1/models/{id}, matched by prefix
 # clients configured with a base URL without /v1 still work
 for _path in ("/chat/completions", "/embeddings", "/models", "/messages", "/messages/count_tokens"):
     ROUTES[_path] = ROUTES["/v1" + _path]
@@ -137,7 +138,7 @@ class Gateway:
                     await admin_api.dispatch(rt, scope, receive, send)  # token-guarded, its own router
                     return
                 if path.startswith(models.PREFIXES):
-                    methods = {"GET": models.model}
+                    methods = _ONE_MODEL
             handler = None if methods is None else methods.get(scope["method"])
             if rt is not None and handler is not None:
                 await handler(rt, scope, receive, send)

@@ -195,7 +195,7 @@ class GeminiMock:
             try:
                 if problem is not None:
                     raise problem
-                answer = _embeddings(model, body) if method == "batchEmbedContents" else _embedding(model, body, "")
+                answer = _embeddings(model, body) if method == "batchEmbedContents" else _embedding(body, "")
             except BadRequest as exc:
                 return error_response(400, exc.message)
             return await send_body(request, orjson.dumps(answer), plan)
@@ -260,11 +260,11 @@ def _embeddings(model: str, body: JSON) -> JSON:
         named = one.get("model")
         if named != f"models/{model}":
             raise BadRequest(f"Model name in request [{i}] ({named}) does not match the batch model models/{model}.")
-        vectors.append(_embedding(model, one, f"requests[{i}]")["embedding"])
+        vectors.append(_embedding(one, f"requests[{i}]")["embedding"])
     return {"embeddings": vectors}
 
 
-def _embedding(model: str, one: JSON, where: str) -> JSON:
+def _embedding(one: JSON, where: str) -> JSON:
     """``embedContent``: ``{content, taskType?, title?, outputDimensionality?}`` → ``{"embedding": {"values"}}``."""
     _check_fields(one, _EMBED_FIELDS, where)
     parts = _parts(one.get("content"))
