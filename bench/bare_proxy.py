@@ -39,8 +39,9 @@ _session: aiohttp.ClientSession | None = None
 
 def _new_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=None, enable_cleanup_closed=False)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    return aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+    )
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -88,22 +89,41 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         async with _session.post(url, data=body, headers=headers) as resp:
             content_type = resp.headers.get("Content-Type", "application/json").encode("latin-1")
             if stream:
-                await send({"type": "http.response.start", "status": resp.status,
-                            "headers": [(b"content-type", content_type), (b"cache-control", b"no-cache")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": resp.status,
+                        "headers": [(b"content-type", content_type), (b"cache-control", b"no-cache")],
+                    }
+                )
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
                 return
             data = await resp.read()
-            await send({"type": "http.response.start", "status": resp.status,
-                        "headers": [(b"content-type", content_type),
-                                    (b"content-length", str(len(data)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": resp.status,
+                    "headers": [
+                        (b"content-type", content_type),
+                        (b"content-length", str(len(data)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": data})
     except aiohttp.ClientError as exc:
         data = b'{"error":{"message":"upstream error: ' + type(exc).__name__.encode() + b'"}}'
-        await send({"type": "http.response.start", "status": 502,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 502,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 
@@ -116,5 +136,12 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18090)
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )

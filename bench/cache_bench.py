@@ -49,7 +49,9 @@ PORT = 18220
 SCENARIOS = ("none", "off", "bypass", "miss", "hit", "hit-stream", "hit-redis")
 FIXED = '{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}'
 PLAIN = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-STREAM = '{"model":"gpt-4o-mini-stream","temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+STREAM = (
+    '{"model":"gpt-4o-mini-stream","temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+)
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -61,13 +63,17 @@ request = function()
   if unique then
     counter = counter + 1
     return wrk.format(nil, nil, nil, string.format(
-      '{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi %s %d"}]}', run, counter))
+      '{"model":"gpt-4o-mini","temperature":0,'
+        .. '"messages":[{"role":"user","content":"hi %s %d"}]}',
+      run, counter))
   end
   return wrk.format(nil, nil, nil, body)
 end
 function done(summary, latency, requests)
-  io.write(string.format('BENCH_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"p50":%d,"p99":%d}\\n',
-    summary.requests, summary.duration, summary.errors.status, latency:percentile(50), latency:percentile(99)))
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"p50":%d,"p99":%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    latency:percentile(50), latency:percentile(99)))
 end
 """
 # Started instead of ``tollway start`` for the "none" scenario: the same gateway with stages 3 and 4
@@ -124,10 +130,28 @@ models = {{ "gpt-4o-mini-stream" = "gpt-4o-mini" }}
 def wrk(body: str, connections: int, seconds: int, *, unique: bool = False) -> dict[str, Any]:
     lua = WORK_DIR / "cache.lua"
     lua.write_text(LUA)
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "-s", str(lua), f"http://127.0.0.1:{PORT}/v1/chat/completions"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False,
-                         env={**os.environ, "BENCH_BODY": body, "BENCH_UNIQUE": "1" if unique else "0"})
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(lua),
+        f"http://127.0.0.1:{PORT}/v1/chat/completions",
+    ]
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+        env={**os.environ, "BENCH_BODY": body, "BENCH_UNIQUE": "1" if unique else "0"},
+    )
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
@@ -148,15 +172,22 @@ def gateway_latency(db: Path, since: float, status: str) -> dict[str, float] | N
     values: list[float] = []
     while time.monotonic() < deadline:
         with sqlite3.connect(db) as conn:
-            values = sorted(v for (v,) in conn.execute(
-                "SELECT latency_ms FROM requests WHERE ts >= ? AND cache_status = ?", (since, status)))
+            values = sorted(
+                v
+                for (v,) in conn.execute(
+                    "SELECT latency_ms FROM requests WHERE ts >= ? AND cache_status = ?", (since, status)
+                )
+            )
         if values:
             break
         time.sleep(0.2)
     if not values:
         return None
-    return {"p50": round(values[len(values) // 2], 3), "p99": round(values[int(len(values) * 0.99)], 3),
-            "n": len(values)}
+    return {
+        "p50": round(values[len(values) // 2], 3),
+        "p99": round(values[int(len(values) * 0.99)], 3),
+        "n": len(values),
+    }
 
 
 async def drop_prefix(prefix: str) -> None:
@@ -183,8 +214,24 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
     log = (WORK_DIR / f"{scenario}.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     launcher = ["-c", WITHOUT_CACHE] if scenario == "none" else ["-m", "tollway"]
-    proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, *launcher, "start", "--config", str(config),
-                             "--port", str(PORT)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            *launcher,
+            "start",
+            "--config",
+            str(config),
+            "--port",
+            str(PORT),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     body = {"hit-stream": STREAM, "bypass": PLAIN, "none": PLAIN, "off": FIXED}.get(scenario, FIXED)
     unique = scenario == "miss"
     status = {"miss": "miss", "bypass": "bypass", "off": "bypass", "none": ""}.get(scenario, "hit")
@@ -201,8 +248,13 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
         since = time.time()
         single = wrk(body, 1, max(3, seconds // 2), unique=unique)
         side = gateway_latency(db, since, status)
-        rss_kb = int(next(line.split()[1] for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                          if line.startswith("VmRSS")))
+        rss_kb = int(
+            next(
+                line.split()[1]
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS")
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(15)
@@ -211,9 +263,14 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
             asyncio.run(drop_prefix(prefix))
     if loaded["non2xx"] or single["non2xx"]:
         raise RuntimeError(f"{scenario}: {loaded['non2xx'] + single['non2xx']} non-2xx answers")
-    return {"rps_at_64": loaded["rps"], "cpu_us_per_request": round(cpu_used / loaded["requests"] * 1e6, 1),
-            "client_p50_ms_at_1": round(single["p50"] / 1000, 3),
-            "client_p99_ms_at_1": round(single["p99"] / 1000, 3), "gateway_ms_at_1": side, "rss_mb": round(rss_kb / 1024, 1)}
+    return {
+        "rps_at_64": loaded["rps"],
+        "cpu_us_per_request": round(cpu_used / loaded["requests"] * 1e6, 1),
+        "client_p50_ms_at_1": round(single["p50"] / 1000, 3),
+        "client_p99_ms_at_1": round(single["p99"] / 1000, 3),
+        "gateway_ms_at_1": side,
+        "rss_mb": round(rss_kb / 1024, 1),
+    }
 
 
 def http(seconds: int) -> dict[str, dict[str, Any]]:
@@ -235,15 +292,27 @@ def http(seconds: int) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- micro
 
+
 def completion_body(words: int) -> bytes:
     text = " ".join(["lorem"] * words)
-    return json.dumps({
-        "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion", "created": 1700000000,
-        "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_0123456789",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": words, "total_tokens": 20 + words},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_0123456789",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 20, "completion_tokens": words, "total_tokens": 20 + words},
+        }
+    ).encode()
 
 
 def memory_per_entry(n: int, words: int) -> dict[str, Any]:
@@ -255,13 +324,20 @@ def memory_per_entry(n: int, words: int) -> dict[str, Any]:
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for i in range(n):  # everything an entry holds is allocated here, as a gateway would
-        store.put_now(f"{i:040x}", Entry(completion_body(words), "tenant-a", "openai", "gpt-4o-mini", 0.000123,
-                                         20, words), 3600)
+        store.put_now(
+            f"{i:040x}",
+            Entry(completion_body(words), "tenant-a", "openai", "gpt-4o-mini", 0.000123, 20, words),
+            3600,
+        )
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     used = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    return {"answer_bytes": body, "bytes_per_entry": round(used / n), "overhead_per_entry": round(used / n - body),
-            "accounted_per_entry": store.bytes // n}
+    return {
+        "answer_bytes": body,
+        "bytes_per_entry": round(used / n),
+        "overhead_per_entry": round(used / n - body),
+        "accounted_per_entry": store.bytes // n,
+    }
 
 
 async def hit_lookup(n: int) -> dict[str, float]:
@@ -283,9 +359,14 @@ async def hit_lookup(n: int) -> dict[str, float]:
     cfg = parse_config({"cache": {"temperature_policy": "cache"}})
     cache = make_cache(cfg)
     rt: Any = type("RT", (), {"cache": cache})()
-    body = {"model": "gpt-4o-mini", "temperature": 0,
-            "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                         {"role": "user", "content": "What is the capital of France?"}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "temperature": 0,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ],
+    }
     first = Call("r", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
     await cache.put(request_key(first).digest, Entry(completion_body(60), ""))
     times = []
@@ -332,17 +413,24 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
         return NOT_CACHED
 
     real_look_up = pipeline.look_up
-    providers = [{"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "models": ["gpt-4o-mini"]}]
+    providers = [
+        {"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "models": ["gpt-4o-mini"]}
+    ]
     out: dict[str, dict[str, float]] = {}
     for scenario in ("none", "off", "bypass", "miss", "hit"):
-        cache = {"off": {"enabled": False}, "none": {}, "bypass": {}}.get(scenario, {"temperature_policy": "cache"})
+        cache = {"off": {"enabled": False}, "none": {}, "bypass": {}}.get(
+            scenario, {"temperature_policy": "cache"}
+        )
         cfg = parse_config({"providers": providers, "cache": cache})
         rt = Runtime(cfg, Router(cfg, lambda p: Instant()), Pricer(cfg.prices), None, cache=make_cache(cfg))  # type: ignore[arg-type,return-value]
         pipeline.look_up = no_lookup if scenario == "none" else real_look_up  # type: ignore[assignment]
         times = []
         for i in range(n + 1000):
             content = f"question {i}" if scenario == "miss" else "question"
-            body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+            body: dict[str, Any] = {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": content}],
+            }
             if scenario != "bypass":
                 body["temperature"] = 0
             call = Call(f"r{i}", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
@@ -372,8 +460,10 @@ def semantic_costs() -> dict[str, Any]:
         times.append(time.perf_counter() - started)
         assert vector is not None
     times.sort()
-    out: dict[str, Any] = {"embed_p50_ms": round(times[len(times) // 2] * 1000, 2),
-                           "embed_p99_ms": round(times[int(len(times) * 0.99)] * 1000, 2)}
+    out: dict[str, Any] = {
+        "embed_p50_ms": round(times[len(times) // 2] * 1000, 2),
+        "embed_p99_ms": round(times[int(len(times) * 0.99)] * 1000, 2),
+    }
     rng = np.random.default_rng(1)
     for size in (1_000, 10_000, 50_000):
         index = MemoryIndex(max_entries=size, ttl=3600)
@@ -393,8 +483,11 @@ def semantic_costs() -> dict[str, Any]:
 
 
 def micro(n: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"memory": {f"{w}_words": memory_per_entry(5_000, w) for w in (50, 300)},
-                           "hit_lookup": asyncio.run(hit_lookup(n)), "pipeline": asyncio.run(pipeline_costs(n))}
+    out: dict[str, Any] = {
+        "memory": {f"{w}_words": memory_per_entry(5_000, w) for w in (50, 300)},
+        "hit_lookup": asyncio.run(hit_lookup(n)),
+        "pipeline": asyncio.run(pipeline_costs(n)),
+    }
     try:
         out["semantic"] = semantic_costs()
     except (ImportError, RuntimeError, OSError) as exc:  # the optional extra is not installed
@@ -405,39 +498,59 @@ def micro(n: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- report
 
+
 def markdown(results: dict[str, Any]) -> str:
     out: list[str] = []
     if "http" in results:
-        out += [("| scenario (HTTP, gateway on one core) | requests/s at 64 conns | gateway CPU µs/request "
-                 "| client p50 / p99 ms at 1 conn | gateway p50 / p99 ms at 1 conn | RSS MB |"),
-                "|---|---|---|---|---|---|"]
+        out += [
+            (
+                "| scenario (HTTP, gateway on one core) | requests/s at 64 conns | gateway CPU µs/request "
+                "| client p50 / p99 ms at 1 conn | gateway p50 / p99 ms at 1 conn | RSS MB |"
+            ),
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in results["http"].items():
             side = r["gateway_ms_at_1"]
             side_text = "—" if side is None else f"{side['p50']} / {side['p99']}"
-            out.append(f"| {name} | {r['rps_at_64']:,.0f} | {r['cpu_us_per_request']} "
-                       f"| {r['client_p50_ms_at_1']} / {r['client_p99_ms_at_1']} | {side_text} | {r['rss_mb']} |")
+            out.append(
+                f"| {name} | {r['rps_at_64']:,.0f} | {r['cpu_us_per_request']} "
+                f"| {r['client_p50_ms_at_1']} / {r['client_p99_ms_at_1']} | {side_text} | {r['rss_mb']} |"
+            )
     if "micro" in results:
         m = results["micro"]
         out += ["", "| in process | value |", "|---|---|"]
         for words, mem in m["memory"].items():
-            out.append(f"| memory per cached answer, {words} ({mem['answer_bytes']} B of JSON) "
-                       f"| {mem['bytes_per_entry']:,} B (answer + {mem['overhead_per_entry']} B) |")
-        out.append(f"| stage 3 lookup of an exact hit, no HTTP (p50 / p99) | {m['hit_lookup']['p50_us']} / "
-                   f"{m['hit_lookup']['p99_us']} µs |")
+            out.append(
+                f"| memory per cached answer, {words} ({mem['answer_bytes']} B of JSON) "
+                f"| {mem['bytes_per_entry']:,} B (answer + {mem['overhead_per_entry']} B) |"
+            )
+        out.append(
+            f"| stage 3 lookup of an exact hit, no HTTP (p50 / p99) | {m['hit_lookup']['p50_us']} / "
+            f"{m['hit_lookup']['p99_us']} µs |"
+        )
         for name, r in m["pipeline"].items():
-            out.append(f"| whole pipeline in process, instant upstream, {name} (p50 / mean) "
-                       f"| {r['p50_us']} / {r['mean_us']} µs |")
+            out.append(
+                f"| whole pipeline in process, instant upstream, {name} (p50 / mean) "
+                f"| {r['p50_us']} / {r['mean_us']} µs |"
+            )
         s = m["semantic"]
         if "error" not in s:
-            out.append(f"| semantic: embed one prompt, one thread (p50 / p99) | {s['embed_p50_ms']} / "
-                       f"{s['embed_p99_ms']} ms |")
+            out.append(
+                f"| semantic: embed one prompt, one thread (p50 / p99) | {s['embed_p50_ms']} / "
+                f"{s['embed_p99_ms']} ms |"
+            )
             for size in (1_000, 10_000, 50_000):
-                out.append(f"| semantic: search a group of {size:,} prompts (p50) | {s[f'search_{size}_p50_ms']} ms |")
+                out.append(
+                    f"| semantic: search a group of {size:,} prompts (p50) | "
+                    f"{s[f'search_{size}_p50_ms']} ms |"
+                )
     return "\n".join(out)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", choices=("micro", "http", "both"), default="both")
     parser.add_argument("-n", type=int, default=20000, help="lookups in the micro benchmark")
     parser.add_argument("--duration", type=int, default=10, help="seconds per http run")

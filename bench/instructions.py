@@ -75,7 +75,9 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 300) 
 
 def _total(path: str) -> int:
     text = Path(path).read_text()
-    m = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or re.search(r"^totals:\s+(\d+)", text, re.MULTILINE)
+    m = re.search(r"^summary:\s+(\d+)", text, re.MULTILINE) or re.search(
+        r"^totals:\s+(\d+)", text, re.MULTILINE
+    )
     if not m:
         raise RuntimeError(f"no totals in {path}")
     return int(m.group(1))
@@ -87,12 +89,19 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
     out_dir = run.WORK_DIR / "callgrind"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
-           "--dump-instr=no", "--collect-jumps=no", *_python_argv(gw.command)]
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out_dir}/cg.%p",
+        "--dump-instr=no",
+        "--collect-jumps=no",
+        *_python_argv(gw.command),
+    ]
     env = {k: v for k, v in os.environ.items() if k not in run.SCRUB_ENV} | gw.env
     log = (run.WORK_DIR / f"{name}-callgrind.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=run.ROOT)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=run.ROOT
+    )
     results: dict[str, float] = {}
     try:
         _wait_ready(gw.port, proc)
@@ -113,9 +122,13 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
             if args.top:
                 for d in dumps:
                     print(f"--- {name} {key}: {d}")
-                    report = subprocess.run(["callgrind_annotate", "--threshold=100", d],
-                                            check=False, capture_output=True, text=True).stdout
-                    print("\n".join(report.splitlines()[:args.top + 25]))
+                    report = subprocess.run(
+                        ["callgrind_annotate", "--threshold=100", d],
+                        check=False,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                    print("\n".join(report.splitlines()[: args.top + 25]))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -151,8 +164,10 @@ def main() -> None:
     with upstream.Nginx():
         for name in args.targets.split(","):
             rows[name] = measure(name, args)
-            print(f"{name}: " + ", ".join(f"{k} {v:,.0f} instructions/request" for k, v in rows[name].items()),
-                  flush=True)
+            print(
+                f"{name}: " + ", ".join(f"{k} {v:,.0f} instructions/request" for k, v in rows[name].items()),
+                flush=True,
+            )
     if "bare" in rows and "tollway" in rows:
         for key in rows["tollway"]:
             print(f"tollway/bare {key}: {rows['tollway'][key] / rows['bare'][key]:.2f}")

@@ -48,8 +48,10 @@ wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")
 function done(summary, latency, requests)
-  io.write(string.format('BENCH_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"p50":%d,"p99":%d}\\n',
-    summary.requests, summary.duration, summary.errors.status, latency:percentile(50), latency:percentile(99)))
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"p50":%d,"p99":%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    latency:percentile(50), latency:percentile(99)))
 end
 """
 HUGE: dict[str, Any] = {"rpm": 10**9, "tpm": 10**12, "concurrency": 10**6, "budget": 10**9}
@@ -64,8 +66,15 @@ def limits_section(scenario: str, prefix: str) -> dict[str, Any]:
 def config_data(scenario: str, prefix: str, upstream_url: str, storage: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "storage": {"url": storage},
-        "providers": [{"name": "up", "kind": "openai", "base_url": upstream_url, "api_key": "bench",
-                       "models": ["gpt-4o-mini"]}],
+        "providers": [
+            {
+                "name": "up",
+                "kind": "openai",
+                "base_url": upstream_url,
+                "api_key": "bench",
+                "models": ["gpt-4o-mini"],
+            }
+        ],
         "limits": limits_section(scenario, prefix),
     }
     if scenario.startswith("limits"):
@@ -88,8 +97,9 @@ async def prepare_keys(storage: str, scenario: str) -> str:
             _, secret = await repo.create(KeySpec.parse({"name": f"bench-{uuid.uuid4().hex[:6]}"}))
             return secret
         await repo.put_tenant("bench", parse_limits({"rpm": 10**9, "budget": 10**9}))
-        _, secret = await repo.create(KeySpec.parse({"name": f"bench-{uuid.uuid4().hex[:6]}", "tenant": "bench",
-                                                     **HUGE}))
+        _, secret = await repo.create(
+            KeySpec.parse({"name": f"bench-{uuid.uuid4().hex[:6]}", "tenant": "bench", **HUGE})
+        )
         return secret
     finally:
         await store.close()
@@ -108,6 +118,7 @@ async def drop_prefix(prefix: str) -> None:
 
 
 # --------------------------------------------------------------------------- micro
+
 
 async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     from tollway.call import Call, ClientProtocol, Endpoint, Usage
@@ -200,13 +211,32 @@ def micro(n: int) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- http
 
+
 def wrk(key: str, connections: int, seconds: int) -> dict[str, Any]:
     lua = WORK_DIR / "limits.lua"
     lua.write_text(LUA)
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "-s", str(lua), f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions"]
-    out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=seconds + 60,
-                         env={**os.environ, "BENCH_BODY": BODY, "BENCH_KEY": key or "none"})
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(lua),
+        f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions",
+    ]
+    out = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env={**os.environ, "BENCH_BODY": BODY, "BENCH_KEY": key or "none"},
+    )
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
@@ -230,8 +260,25 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
     config.write_text(_toml(data))
     log = (WORK_DIR / f"{scenario}.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "tollway", "start", "--config", str(config),
-                             "--port", str(GATEWAY_PORT)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "tollway",
+            "start",
+            "--config",
+            str(config),
+            "--port",
+            str(GATEWAY_PORT),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 30
         while not upstream.port_open(GATEWAY_PORT):
@@ -249,8 +296,11 @@ def http_one(scenario: str, seconds: int) -> dict[str, Any]:
             asyncio.run(drop_prefix(prefix))
     if loaded["non2xx"] or single["non2xx"]:
         raise RuntimeError(f"{scenario}: {loaded['non2xx'] + single['non2xx']} non-2xx answers")
-    return {"rps_at_64": loaded["rps"], "p50_ms_at_1": round(single["p50"] / 1000, 3),
-            "p99_ms_at_64": round(loaded["p99"] / 1000, 3)}
+    return {
+        "rps_at_64": loaded["rps"],
+        "p50_ms_at_1": round(single["p50"] / 1000, 3),
+        "p99_ms_at_64": round(loaded["p99"] / 1000, 3),
+    }
 
 
 def _toml(data: dict[str, Any], prefix: str = "") -> str:
@@ -292,8 +342,10 @@ def http(seconds: int, rounds: int) -> dict[str, dict[str, Any]]:
                 print(f"http {scenario}: {run}", file=sys.stderr)
                 best = results.get(scenario)
                 if best is None or run["rps_at_64"] > best["rps_at_64"]:
-                    results[scenario] = {**run, "p50_ms_at_1": min(run["p50_ms_at_1"],
-                                                                    (best or run)["p50_ms_at_1"])}
+                    results[scenario] = {
+                        **run,
+                        "p50_ms_at_1": min(run["p50_ms_at_1"], (best or run)["p50_ms_at_1"]),
+                    }
                 else:
                     best["p50_ms_at_1"] = min(best["p50_ms_at_1"], run["p50_ms_at_1"])
     return results
@@ -301,23 +353,36 @@ def http(seconds: int, rounds: int) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- report
 
+
 def markdown(results: dict[str, Any]) -> str:
     out = []
     if "micro" in results:
-        out += ["| scenario (in process) | auth + admit p50 µs | p99 µs | CPU µs/request incl. settle (64 in flight) |",
-                "|---|---|---|---|"]
-        out += [f"| {name} | {r['p50_us']} | {r['p99_us']} | {r['cpu_us_per_request_at_64']} |"
-                for name, r in results["micro"].items()]
+        out += [
+            "| scenario (in process) | auth + admit p50 µs | p99 µs "
+            "| CPU µs/request incl. settle (64 in flight) |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| {name} | {r['p50_us']} | {r['p99_us']} | {r['cpu_us_per_request_at_64']} |"
+            for name, r in results["micro"].items()
+        ]
     if "http" in results:
-        out += ["", "| scenario (HTTP, one core) | requests/s at 64 conns | p50 ms at 1 conn | p99 ms at 64 |",
-                "|---|---|---|---|"]
-        out += [f"| {name} | {r['rps_at_64']:,.0f} | {r['p50_ms_at_1']} | {r['p99_ms_at_64']} |"
-                for name, r in results["http"].items()]
+        out += [
+            "",
+            "| scenario (HTTP, one core) | requests/s at 64 conns | p50 ms at 1 conn | p99 ms at 64 |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| {name} | {r['rps_at_64']:,.0f} | {r['p50_ms_at_1']} | {r['p99_ms_at_64']} |"
+            for name, r in results["http"].items()
+        ]
     return "\n".join(out)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", choices=("micro", "http", "both"), default="both")
     parser.add_argument("-n", type=int, default=20000, help="requests per micro scenario")
     parser.add_argument("--duration", type=int, default=10, help="seconds per http run")

@@ -30,11 +30,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per target per round")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--bare-gc", action="store_true",
-                        help="give the bare proxy tollway's garbage-collector setting (gc.freeze() and the "
-                             "young-generation threshold of tollway.server.GC_YOUNG_THRESHOLD)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default bench/results/paired.json (paired-bare-gc.json with --bare-gc)")
+    parser.add_argument(
+        "--bare-gc",
+        action="store_true",
+        help="give the bare proxy tollway's garbage-collector setting (gc.freeze() and the "
+        "young-generation threshold of tollway.server.GC_YOUNG_THRESHOLD)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default bench/results/paired.json (paired-bare-gc.json with --bare-gc)",
+    )
     args = parser.parse_args()
     if args.output is None:
         args.output = run.RESULTS_DIR / ("paired-bare-gc.json" if args.bare_gc else "paired.json")
@@ -66,8 +73,10 @@ def main() -> None:
                     got[name] = res["rps"]
                 got["ratio"] = got["tollway"] / got["bare"]
                 rounds.append(got)
-                run.log(f"round {i + 1}/{args.rounds} ({order[0]} first): bare {got['bare']:,.0f}, "
-                        f"tollway {got['tollway']:,.0f} requests/s, {got['ratio']:.1%}")
+                run.log(
+                    f"round {i + 1}/{args.rounds} ({order[0]} first): bare {got['bare']:,.0f}, "
+                    f"tollway {got['tollway']:,.0f} requests/s, {got['ratio']:.1%}"
+                )
         finally:
             for gw in gateways.values():
                 if gw is not None:
@@ -84,9 +93,11 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(summary, indent=2))
     lo, hi = summary["ratio_range"]
-    print(f"tollway / bare requests/s: median {summary['median_ratio']:.1%} over {args.rounds} rounds "
-          f"(range {lo:.1%}-{hi:.1%}); median requests/s bare {summary['median_rps']['bare']:,.0f}, "
-          f"tollway {summary['median_rps']['tollway']:,.0f}")
+    print(
+        f"tollway / bare requests/s: median {summary['median_ratio']:.1%} over {args.rounds} rounds "
+        f"(range {lo:.1%}-{hi:.1%}); median requests/s bare {summary['median_rps']['bare']:,.0f}, "
+        f"tollway {summary['median_rps']['tollway']:,.0f}"
+    )
 
 
 if __name__ == "__main__":

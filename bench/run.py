@@ -39,8 +39,10 @@ WORK_DIR = BENCH_DIR / ".work"
 RESULTS_DIR = BENCH_DIR / "results"
 sys.path.insert(0, str(BENCH_DIR))
 
-import ttfb
-import upstream
+# These sibling modules are only importable once BENCH_DIR is on sys.path, so the
+# sys.path.insert above must run first.
+import ttfb  # noqa: E402
+import upstream  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 GATEWAY_CPU = "0"
@@ -56,8 +58,16 @@ NOISE_LIMIT = 0.10  # share of a core used by other processes above which a phas
 MIN_METERED_SECONDS = 1.0
 NGINX_PID: int | None = None  # the upstream's master process, once started
 # Provider keys in the environment would make a gateway talk to real providers: never here.
-SCRUB_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY",
-             "XAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY")
+SCRUB_ENV = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "XAI_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+)
 
 
 def log(msg: str) -> None:
@@ -65,6 +75,7 @@ def log(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- the process under test
+
 
 def _children(pid: int) -> list[int]:
     try:
@@ -115,8 +126,10 @@ def cpu_times() -> dict[str, tuple[int, int]]:
         if line.startswith("cpu") and line[3:4].isdigit():
             name, *vals = line.split()
             user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in vals[:8])
-            out[name] = (user + nice + system + idle + iowait + irq + softirq + steal,
-                         user + nice + system + steal)
+            out[name] = (
+                user + nice + system + idle + iowait + irq + softirq + steal,
+                user + nice + system + steal,
+            )
     return out
 
 
@@ -204,8 +217,12 @@ def chat_once(port: int, timeout: float = 2.0) -> bool:
     """One chat completion on a fresh connection; True when it is a 200 with choices in it."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", CHAT_PATH, body=CHAT_BODY,
-                     headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
+        conn.request(
+            "POST",
+            CHAT_PATH,
+            body=CHAT_BODY,
+            headers={"Content-Type": "application/json", "Authorization": "Bearer bench"},
+        )
         resp = conn.getresponse()
         body = resp.read()
         return resp.status == 200 and b'"choices"' in body
@@ -237,8 +254,9 @@ class Gateway:
         env.update(self.env)
         cmd = ["taskset", "-c", GATEWAY_CPU, *self.command]
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT
+        )
         logfile.close()
         self.requests_served = 0
         deadline = t0 + ready_timeout
@@ -248,12 +266,16 @@ class Gateway:
                 self.requests_served += 1
                 return elapsed
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before serving; "
-                                   f"see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before serving; "
+                    f"see {self.log_path}:\n{self.log_tail()}"
+                )
             if time.perf_counter() > deadline:
                 self.stop()
-                raise RuntimeError(f"{self.name} served no chat completion within {ready_timeout:.0f}s; "
-                                   f"see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} served no chat completion within {ready_timeout:.0f}s; "
+                    f"see {self.log_path}:\n{self.log_tail()}"
+                )
             time.sleep(0.005)
 
     def log_tail(self, lines: int = 15) -> str:
@@ -269,8 +291,11 @@ class Gateway:
     def rss_mib(self) -> dict[str, Any]:
         pids = process_tree(self.pid)
         per = {pid: rss_kib(pid) for pid in pids}
-        return {"mib": round(sum(per.values()) / 1024, 1), "processes": len(pids),
-                "main_mib": round(per[self.pid] / 1024, 1)}
+        return {
+            "mib": round(sum(per.values()) / 1024, 1),
+            "processes": len(pids),
+            "main_mib": round(per[self.pid] / 1024, 1),
+        }
 
     def cpu(self) -> float:
         return cpu_seconds(process_tree(self.pid))
@@ -291,15 +316,34 @@ class Gateway:
 
 # --------------------------------------------------------------------------- load
 
-def wrk(url: str, connections: int, seconds: float, latency: bool = False,
-        body: str = CHAT_BODY) -> dict[str, Any]:
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-           "--timeout", "10s", "-s", str(BENCH_DIR / "chat.lua")]
+
+def wrk(
+    url: str, connections: int, seconds: float, latency: bool = False, body: str = CHAT_BODY
+) -> dict[str, Any]:
+    cmd = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH_DIR / "chat.lua"),
+    ]
     if latency:
         cmd.append("--latency")
     cmd.append(url)
-    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body},
-                         timeout=seconds + 60)
+    out = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_BODY": body},
+        timeout=seconds + 60,
+    )
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
@@ -311,6 +355,7 @@ def wrk(url: str, connections: int, seconds: float, latency: bool = False,
 
 
 # --------------------------------------------------------------------------- targets
+
 
 def write_tollway_config() -> Path:
     path = WORK_DIR / "tollway.toml"
@@ -349,8 +394,9 @@ def tollway_command(config: Path) -> list[str] | None:
     candidates.append([sys.executable, "-m", "tollway"])
     for base in candidates:
         try:
-            probe = subprocess.run([*base, "start", "--help"], check=False, capture_output=True, timeout=60,
-                                   cwd=ROOT)
+            probe = subprocess.run(
+                [*base, "start", "--help"], check=False, capture_output=True, timeout=60, cwd=ROOT
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
@@ -362,15 +408,33 @@ def make_gateway(name: str) -> Gateway | None:
     if name == "bare":
         uvicorn = VENV_BIN / "uvicorn"
         cmd = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
-        return Gateway("bare", [*cmd, "--app-dir", str(BENCH_DIR), "bare_proxy:app",
-                                "--host", "127.0.0.1", "--port", str(BARE_PORT),
-                                "--loop", "uvloop", "--http", "httptools",
-                                "--no-access-log", "--log-level", "warning"], BARE_PORT)
+        return Gateway(
+            "bare",
+            [
+                *cmd,
+                "--app-dir",
+                str(BENCH_DIR),
+                "bare_proxy:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(BARE_PORT),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            BARE_PORT,
+        )
     if name == "tollway":
         command = tollway_command(write_tollway_config())
         if command is None:
-            raise RuntimeError("tollway has no working 'start' command yet (tried the venv's tollway "
-                               "and python -m tollway)")
+            raise RuntimeError(
+                "tollway has no working 'start' command yet (tried the venv's tollway and python -m tollway)"
+            )
         home = WORK_DIR / "tollway-home"
         home.mkdir(parents=True, exist_ok=True)
         return Gateway("tollway", command, TOLLWAY_PORT, env={"TOLLWAY_HOME": str(home)})
@@ -392,22 +456,34 @@ def stream_url(name: str) -> str:
 
 # --------------------------------------------------------------------------- phases
 
+
 def measure_rps(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     log(f"{name}: throughput {args.duration:.0f}s at 64 connections")
     run = wrk(target_url(name), 64, args.duration)
-    return {"rps": run["rps"], "requests": run["requests"], "seconds": round(run["duration_us"] / 1e6, 2),
-            "errors": run["errors"], "latency_ms_p50_c64": run["latency_us"]["p50"] / 1000,
-            "latency_ms_p99_c64": run["latency_us"]["p99"] / 1000}, run["requests"]
+    return {
+        "rps": run["rps"],
+        "requests": run["requests"],
+        "seconds": round(run["duration_us"] / 1e6, 2),
+        "errors": run["errors"],
+        "latency_ms_p50_c64": run["latency_us"]["p50"] / 1000,
+        "latency_ms_p99_c64": run["latency_us"]["p99"] / 1000,
+    }, run["requests"]
 
 
 def measure_latency(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     log(f"{name}: latency {args.duration:.0f}s at 1 connection")
     run = wrk(target_url(name), 1, args.duration, latency=True)
     lat = run["latency_us"]
-    return {"p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000, "p99_ms": lat["p99"] / 1000,
-            "p999_ms": lat["p999"] / 1000, "mean_ms": round(lat["mean"] / 1000, 4),
-            "max_ms": lat["max"] / 1000, "requests": run["requests"], "errors": run["errors"],
-            }, run["requests"]
+    return {
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "p999_ms": lat["p999"] / 1000,
+        "mean_ms": round(lat["mean"] / 1000, 4),
+        "max_ms": lat["max"] / 1000,
+        "requests": run["requests"],
+        "errors": run["errors"],
+    }, run["requests"]
 
 
 def measure_ttfb(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
@@ -448,8 +524,10 @@ def run_target(name: str, phases: set[str], args: argparse.Namespace) -> dict[st
                 share = res.get("noise") or 0.0
                 if share <= NOISE_LIMIT or attempt > args.retry_noisy:
                     break
-                log(f"{name}: {phase} was noisy (others used {share:.0%} of a core); "
-                    f"waiting for quiet and measuring again")
+                log(
+                    f"{name}: {phase} was noisy (others used {share:.0%} of a core); "
+                    f"waiting for quiet and measuring again"
+                )
                 wait_for_quiet(30)
             result[phase] = res
         if "rps" in result:
@@ -472,8 +550,10 @@ def run_target(name: str, phases: set[str], args: argparse.Namespace) -> dict[st
             result["memory"]["after"] = gateway.rss_mib()
             result["memory"]["requests_served"] = served
             if served < args.memory_requests:
-                result["memory"]["note"] = (f"time limit ({args.memory_time_limit:.0f}s) reached before "
-                                            f"{args.memory_requests} requests")
+                result["memory"]["note"] = (
+                    f"time limit ({args.memory_time_limit:.0f}s) reached before "
+                    f"{args.memory_requests} requests"
+                )
     finally:
         if gateway is not None:
             gateway.stop()
@@ -511,14 +591,17 @@ def add_deltas(results: dict[str, dict[str, Any]]) -> None:
             continue
         if "latency" in res and "latency" in direct:
             res["added_latency"] = {
-                k: round(res["latency"][k] - direct["latency"][k], 3) for k in ("p50_ms", "p99_ms")}
+                k: round(res["latency"][k] - direct["latency"][k], 3) for k in ("p50_ms", "p99_ms")
+            }
         if "ttfb_ms" in res.get("ttfb", {}) and "ttfb_ms" in direct.get("ttfb", {}):
             res["added_ttfb"] = {
                 f"{k}_ms": round(res["ttfb"]["ttfb_ms"][k] - direct["ttfb"]["ttfb_ms"][k], 3)
-                for k in ("p50", "p95")}
+                for k in ("p50", "p95")
+            }
 
 
 # --------------------------------------------------------------------------- report
+
 
 def _dig(res: Any, path: str) -> Any:
     for key in path.split("."):
@@ -563,8 +646,7 @@ def _table(results: dict[str, dict[str, Any]], columns: list[tuple[str, str, str
     columns = [c for c in columns if any(_dig(r, c[1]) is not None for r in results.values())]
     if not columns or not results:
         return ""
-    lines = ["| target | " + " | ".join(c[0] for c in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = ["| target | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---:|" * len(columns)]
     for name, res in results.items():
         if "error" in res:
             lines.append(f"| {name} | failed: {res['error'].splitlines()[0]} |" + " |" * (len(columns) - 1))
@@ -587,20 +669,36 @@ def versions() -> dict[str, str]:
         except OSError:
             return "?"
         return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
-    info = {"python": platform.python_version(), "nginx": first_line(["nginx", "-v"]),
-            "wrk": first_line(["wrk", "--version"]).split(" Copyright")[0], "kernel": platform.release()}
+
+    info = {
+        "python": platform.python_version(),
+        "nginx": first_line(["nginx", "-v"]),
+        "wrk": first_line(["wrk", "--version"]).split(" Copyright")[0],
+        "kernel": platform.release(),
+    }
     try:
         import aiohttp
         import uvicorn
+
         info["aiohttp"] = aiohttp.__version__
         info["uvicorn"] = uvicorn.__version__
     except ImportError:
         pass
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                check=False, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                               check=False, capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         info["tollway_commit"] = commit + ("+uncommitted src changes" if dirty else "")
     except OSError:
         pass
@@ -619,8 +717,10 @@ def take_lock(wait: float) -> IO[str]:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 handle.seek(0)
-                sys.exit(f"another bench/run.py (pid {handle.read().strip() or '?'}) is still running; "
-                         f"gave up after {wait:.0f}s")
+                sys.exit(
+                    f"another bench/run.py (pid {handle.read().strip() or '?'}) is still running; "
+                    f"gave up after {wait:.0f}s"
+                )
             if not told:
                 handle.seek(0)
                 log(f"another bench/run.py (pid {handle.read().strip() or '?'}) is running; waiting for it")
@@ -635,28 +735,58 @@ def take_lock(wait: float) -> IO[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="tollway benchmark harness (see bench/README.md)")
-    parser.add_argument("--only", default=",".join(PHASES),
-                        help=f"comma-separated phases out of {','.join(PHASES)} (default: all)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated targets out of {','.join(TARGETS)} (default: all)")
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases out of {','.join(PHASES)} (default: all)",
+    )
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f"comma-separated targets out of {','.join(TARGETS)} (default: all)",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per throughput/latency run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before throughput")
     parser.add_argument("--ttfb-n", type=int, default=300, help="sequential stream requests for TTFB")
-    parser.add_argument("--memory-requests", type=int, default=100_000,
-                        help="requests a gateway serves before its RSS is read again")
-    parser.add_argument("--memory-time-limit", type=float, default=120.0,
-                        help="most seconds spent adding load for the memory phase")
+    parser.add_argument(
+        "--memory-requests",
+        type=int,
+        default=100_000,
+        help="requests a gateway serves before its RSS is read again",
+    )
+    parser.add_argument(
+        "--memory-time-limit",
+        type=float,
+        default=120.0,
+        help="most seconds spent adding load for the memory phase",
+    )
     parser.add_argument("--startup-runs", type=int, default=5)
-    parser.add_argument("--quiet-wait", type=float, default=0.0,
-                        help="before each target, wait up to this many seconds for both cores to be idle")
-    parser.add_argument("--retry-noisy", type=int, default=1,
-                        help="measure a phase again (after waiting up to 30 s for quiet) this many times "
-                             "when other processes used more than 10%% of the gateway's core during it")
-    parser.add_argument("--lock-wait", type=float, default=600.0,
-                        help="seconds to wait for another run of this script on the machine to finish")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="run this script, nginx, wrk and the gateways at this nice value (e.g. -10 on a "
-                             "machine shared with other work; needs root for negative values)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each target, wait up to this many seconds for both cores to be idle",
+    )
+    parser.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=1,
+        help="measure a phase again (after waiting up to 30 s for quiet) this many times "
+        "when other processes used more than 10%% of the gateway's core during it",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for another run of this script on the machine to finish",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run this script, nginx, wrk and the gateways at this nice value (e.g. -10 on a "
+        "machine shared with other work; needs root for negative values)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     args = parser.parse_args()
 
@@ -685,13 +815,25 @@ def main() -> int:
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "provisional": True,
-        "machine": {"cores": os.cpu_count(), "loadavg_before": os.getloadavg(),
-                    "cores_busy_before": cores_busy()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "loadavg_before": os.getloadavg(),
+            "cores_busy_before": cores_busy(),
+        },
         "versions": versions(),
-        "settings": {"phases": sorted(phases), "targets": targets, "duration_s": args.duration,
-                     "warmup_s": args.warmup, "ttfb_n": args.ttfb_n, "memory_requests": args.memory_requests,
-                     "startup_runs": args.startup_runs, "retry_noisy": args.retry_noisy, "nice": args.nice,
-                     "gateway_cpu": GATEWAY_CPU, "load_cpu": LOAD_CPU},
+        "settings": {
+            "phases": sorted(phases),
+            "targets": targets,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "ttfb_n": args.ttfb_n,
+            "memory_requests": args.memory_requests,
+            "startup_runs": args.startup_runs,
+            "retry_noisy": args.retry_noisy,
+            "nice": args.nice,
+            "gateway_cpu": GATEWAY_CPU,
+            "load_cpu": LOAD_CPU,
+        },
         "targets": {},
     }
     results: dict[str, dict[str, Any]] = report["targets"]
@@ -703,8 +845,9 @@ def main() -> int:
         for name in targets:
             log(f"=== {name}")
             if args.quiet_wait > 0:
-                report["machine"].setdefault("cores_busy_before_target", {})[name] = \
-                    wait_for_quiet(args.quiet_wait)
+                report["machine"].setdefault("cores_busy_before_target", {})[name] = wait_for_quiet(
+                    args.quiet_wait
+                )
             try:
                 results[name] = run_target(name, phases, args)
             except RuntimeError as exc:
@@ -728,12 +871,16 @@ def main() -> int:
 
     print(markdown(results))
     if noisy:
-        print(f"\nNOISY: other processes used more than {NOISE_LIMIT:.0%} of a core during: "
-              f"{', '.join(noisy)}. Those numbers are not comparable; rerun on a quiet machine.")
+        print(
+            f"\nNOISY: other processes used more than {NOISE_LIMIT:.0%} of a core during: "
+            f"{', '.join(noisy)}. Those numbers are not comparable; rerun on a quiet machine."
+        )
     machine = report["machine"]
-    print(f"\n{report['date']} · {report['wall_seconds']} s · load average before "
-          f"{machine['loadavg_before'][0]:.2f} · cores busy in the second before "
-          f"{machine['cores_busy_before']} · written to {args.output}")
+    print(
+        f"\n{report['date']} · {report['wall_seconds']} s · load average before "
+        f"{machine['loadavg_before'][0]:.2f} · cores busy in the second before "
+        f"{machine['cores_busy_before']} · written to {args.output}"
+    )
     lock.close()
     return 1 if any("error" in r for r in results.values()) else 0
 

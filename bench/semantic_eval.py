@@ -61,10 +61,10 @@ def load_pairs(path: Path = DATA, sample: int | None = None, seed: int = 7) -> l
 def embed_pairs(pairs: list[dict[str, Any]], workers: int) -> tuple[np.ndarray, np.ndarray]:
     texts = [p["text_a"] for p in pairs] + [p["text_b"] for p in pairs]
     chunk = math.ceil(len(texts) / (workers * 8))
-    parts = [texts[i: i + chunk] for i in range(0, len(texts), chunk)]
+    parts = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
     with ProcessPoolExecutor(max_workers=workers, initializer=_init) as pool:
         vectors = np.concatenate(list(pool.map(_embed, parts)))
-    return vectors[: len(pairs)], vectors[len(pairs):]
+    return vectors[: len(pairs)], vectors[len(pairs) :]
 
 
 def similarities(pairs: list[dict[str, Any]], workers: int, cache: Path | None) -> np.ndarray:
@@ -89,9 +89,16 @@ def table(sim: np.ndarray, labels: np.ndarray, agree: np.ndarray | None) -> list
         right = int((hit & (labels == 1)).sum())
         wrong = int((hit & (labels == 0)).sum())
         n = right + wrong
-        rows.append({"threshold": t, "hits": n, "precision": right / n if n else float("nan"),
-                     "recall": right / max(int((labels == 1).sum()), 1),
-                     "false_hit_rate": wrong / max(int((labels == 0).sum()), 1), "wrong": wrong})
+        rows.append(
+            {
+                "threshold": t,
+                "hits": n,
+                "precision": right / n if n else float("nan"),
+                "recall": right / max(int((labels == 1).sum()), 1),
+                "false_hit_rate": wrong / max(int((labels == 0).sum()), 1),
+                "wrong": wrong,
+            }
+        )
     return rows
 
 
@@ -106,18 +113,26 @@ def interval(right: int, n: int) -> str:
 
 
 def markdown(title: str, rows: list[dict[str, float]]) -> str:
-    out = [f"**{title}**", "", "| threshold | hits | precision (95% CI) | recall | false-hit rate |",
-           "|---|---|---|---|---|"]
+    out = [
+        f"**{title}**",
+        "",
+        "| threshold | hits | precision (95% CI) | recall | false-hit rate |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         n = int(r["hits"])
         right = n - int(r["wrong"])
         prec = "—" if n == 0 else f"{r['precision']:.3f} ({interval(right, n)})"
-        out.append(f"| {r['threshold']:.3f} | {n:,} | {prec} | {r['recall']:.3f} | {r['false_hit_rate']:.4f} |")
+        out.append(
+            f"| {r['threshold']:.3f} | {n:,} | {prec} | {r['recall']:.3f} | {r['false_hit_rate']:.4f} |"
+        )
     return "\n".join(out)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--sample", type=int, default=None, help="a seeded random sample of this many pairs")
     parser.add_argument("--seed", type=int, default=7)
@@ -135,13 +150,19 @@ def main() -> int:
     sim = similarities(pairs, args.workers, cache)
     elapsed = time.perf_counter() - started
     guard = np.asarray([agree(p["text_a"], p["text_b"]) for p in pairs])
-    print(f"{len(pairs):,} pairs ({int(labels.sum()):,} label 1), embedded in {elapsed:.0f} s "
-          f"with {args.workers} worker(s)\n", file=sys.stderr)
+    print(
+        f"{len(pairs):,} pairs ({int(labels.sum()):,} label 1), embedded in {elapsed:.0f} s "
+        f"with {args.workers} worker(s)\n",
+        file=sys.stderr,
+    )
     results = {"cosine": table(sim, labels, None), "cosine+guard": table(sim, labels, guard)}
     print(markdown("Cosine similarity alone", results["cosine"]) + "\n")
     print(markdown("Cosine similarity and the lexical guard (the default)", results["cosine+guard"]) + "\n")
     if args.split:
-        for name, idx in (("even lines", np.arange(0, len(pairs), 2)), ("odd lines", np.arange(1, len(pairs), 2))):
+        for name, idx in (
+            ("even lines", np.arange(0, len(pairs), 2)),
+            ("odd lines", np.arange(1, len(pairs), 2)),
+        ):
             print(markdown(f"Cosine and guard, {name}", table(sim[idx], labels[idx], guard[idx])) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -19,8 +19,10 @@ from typing import Any
 
 import aiohttp
 
-STREAM_BODY = (b'{"model":"gpt-4o-mini-stream","messages":[{"role":"user","content":"hi"}],'
-               b'"stream":true,"stream_options":{"include_usage":true}}')
+STREAM_BODY = (
+    b'{"model":"gpt-4o-mini-stream","messages":[{"role":"user","content":"hi"}],'
+    b'"stream":true,"stream_options":{"include_usage":true}}'
+)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -30,8 +32,14 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
-async def measure(url: str, n: int, warmup: int = 20, body: bytes = STREAM_BODY,
-                  time_limit: float = 60.0, min_seconds: float = 0.0) -> dict[str, Any]:
+async def measure(
+    url: str,
+    n: int,
+    warmup: int = 20,
+    body: bytes = STREAM_BODY,
+    time_limit: float = 60.0,
+    min_seconds: float = 0.0,
+) -> dict[str, Any]:
     """``n`` measured requests after ``warmup`` ones; more if ``min_seconds`` have not passed yet."""
     connector = aiohttp.TCPConnector(limit=1)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
@@ -104,8 +112,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--body", help="request body (default: a small streamed chat completion)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="stop after this many seconds")
-    parser.add_argument("--min-seconds", type=float, default=0.0,
-                        help="keep sending (beyond -n) until this many seconds have passed")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="keep sending (beyond -n) until this many seconds have passed",
+    )
     args = parser.parse_args()
     body = args.body.encode() if args.body else STREAM_BODY
     result = run(measure(args.url, args.n, args.warmup, body, args.time_limit, args.min_seconds))

@@ -5,8 +5,9 @@
 
 The spec is ``shared/specs/openai-openapi.yaml`` beside the repository (or the file named by
 ``TOLLWAY_OPENAI_SPEC``), loaded once per process. Parsing its 3 MB of YAML takes a second or two, so
-the rewritten spec is kept as JSON in the temporary directory, keyed by the file's size and mtime. The whole spec is one resource of a
-``referencing`` registry, so ``#/components/schemas/...`` references resolve wherever they appear.
+the rewritten spec is kept as JSON in the temporary directory, keyed by the file's size and mtime.
+The whole spec is one resource of a ``referencing`` registry, so ``#/components/schemas/...``
+references resolve wherever they appear.
 
 OpenAPI 3.1 schemas are JSON Schema 2020-12, but this spec keeps a few OpenAPI 3.0 habits, which are
 rewritten on load so that they mean what their authors meant:

@@ -36,8 +36,9 @@ def msgs(text: str) -> Any:
 
 
 async def create(c: openai.AsyncOpenAI, text: str, **kw: Any) -> tuple[str, Any]:
-    raw = await c.chat.completions.with_raw_response.create(model=kw.pop("model", "gpt-4o-mini"),
-                                                           messages=msgs(text), **kw)
+    raw = await c.chat.completions.with_raw_response.create(
+        model=kw.pop("model", "gpt-4o-mini"), messages=msgs(text), **kw
+    )
     return raw.headers.get("x-tollway-cache", ""), raw.parse()
 
 
@@ -46,10 +47,13 @@ async def stream_final(c: openai.AsyncOpenAI, text: str, **kw: Any) -> Any:
         return await s.get_final_completion()
 
 
-async def raw_post(gw: RunningServer, body: dict[str, Any], headers: dict[str, str] | None = None
-                   ) -> tuple[int, CIMultiDict[str], bytes]:
-    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=orjson.dumps(body),
-                                                    headers=headers or {}) as r:
+async def raw_post(
+    gw: RunningServer, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[int, CIMultiDict[str], bytes]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/v1/chat/completions", data=orjson.dumps(body), headers=headers or {}) as r,
+    ):
         return r.status, CIMultiDict(r.headers), await r.read()
 
 
@@ -66,8 +70,9 @@ async def rows(gw: RunningServer, n: int) -> list[Any]:
 
 @pytest.fixture
 async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> RunningServer:
-    return await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache=ON,
-                                                     storage={"flush_interval": 0.05}))
+    return await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, cache=ON, storage={"flush_interval": 0.05})
+    )
 
 
 def upstream(*mocks: RunningMock) -> int:
@@ -86,7 +91,9 @@ async def test_body_hit_then_stream_hit(gw: RunningServer, mock_a: RunningMock, 
     assert final.choices[0].finish_reason == "stop" and final.usage == first.usage
     assert upstream(mock_a, mock_b) == 1
     # raw: role first, [DONE] last, no usage chunk unless asked for
-    status_code, headers, raw = await raw_post(gw, {"model": "gpt-4o-mini", "messages": msgs("hello"), "stream": True})
+    status_code, headers, raw = await raw_post(
+        gw, {"model": "gpt-4o-mini", "messages": msgs("hello"), "stream": True}
+    )
     assert status_code == 200 and headers["x-tollway-cache"] == "hit"
     assert headers["content-type"].startswith("text/event-stream")
     events = [orjson.loads(e[6:]) for e in raw.split(b"\n\n") if e.startswith(b"data: {")]
@@ -110,8 +117,19 @@ async def test_stream_fills_the_cache(gw: RunningServer, mock_a: RunningMock, mo
 
 async def test_what_is_never_cached(gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock) -> None:
     c = client(gw)
-    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+    ]
     for _ in range(2):  # a tool call waits for its result: never cached
         status, answer = await create(c, "weather in Paris?", tools=tools, tool_choice="required")
         assert answer.choices[0].finish_reason == "tool_calls" and status == "miss"
@@ -141,14 +159,19 @@ async def test_cache_control(gw: RunningServer, mock_a: RunningMock, mock_b: Run
     assert upstream(mock_a, mock_b) == 3  # no-cache did not look up...
     status, fresh = await create(c, "cc2", extra_headers={"Cache-Control": "no-cache"})
     status, cached = await create(c, "cc2")
-    assert status == "hit" and cached.choices[0].message.content == fresh.choices[0].message.content  # ...but stored
+    assert (
+        status == "hit" and cached.choices[0].message.content == fresh.choices[0].message.content
+    )  # ...but stored
     await c.close()
 
 
-async def test_temperature_policy_and_model_switches(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                     mock_b: RunningMock) -> None:
+async def test_temperature_policy_and_model_switches(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     # the defaults: caching on, temperature_policy "skip": only temperature-0 calls are cached
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache={"models": {"gpt-4o": False}}))
+    gw = await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, cache={"models": {"gpt-4o": False}})
+    )
     c = client(gw)
     assert (await create(c, "t"))[0] == "bypass"  # no temperature: the provider samples
     assert (await create(c, "t", temperature=0.7))[0] == "bypass"
@@ -160,7 +183,9 @@ async def test_temperature_policy_and_model_switches(gateway_factory: GatewayFac
 
 
 def test_policy_per_key_and_patterns() -> None:
-    policy = Policy(CacheConfig(enabled=False, temperature_policy="cache", models={"gpt-4o*": True, "gpt-4o-x": False}))
+    policy = Policy(
+        CacheConfig(enabled=False, temperature_policy="cache", models={"gpt-4o*": True, "gpt-4o-x": False})
+    )
     call = Call("r", ClientProtocol.OPENAI, Endpoint.CHAT, {"messages": []}, "gpt-4o-mini", False)
     assert policy.decide(call).active
     call.model = "gpt-4o-x"
@@ -171,12 +196,16 @@ def test_policy_per_key_and_patterns() -> None:
     assert not policy.decide(call).active
 
 
-async def test_tenants_never_share(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_tenants_never_share(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache=ON, admin={"token": ADMIN}))
     secrets = {}
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as s:
         for name, tenant in (("a1", "acme"), ("a2", "acme"), ("g1", "globex")):
-            async with s.post(f"{gw.url}/admin/keys", data=orjson.dumps({"name": name, "tenant": tenant})) as r:
+            async with s.post(
+                f"{gw.url}/admin/keys", data=orjson.dumps({"name": name, "tenant": tenant})
+            ) as r:
                 assert r.status == 201, await r.text()
                 secrets[name] = (await r.json())["key"]
     a1, a2, g1 = (client(gw, secrets[n]) for n in ("a1", "a2", "g1"))
@@ -189,9 +218,12 @@ async def test_tenants_never_share(gateway_factory: GatewayFactory, mock_a: Runn
         await c.close()
 
 
-async def test_ttl_and_eviction(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> None:
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url,
-                                                   cache={**ON, "ttl": 0.4, "max_entries": 2}))
+async def test_ttl_and_eviction(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    gw = await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, cache={**ON, "ttl": 0.4, "max_entries": 2})
+    )
     c = client(gw)
     assert (await create(c, "one"))[0] == "miss"
     assert (await create(c, "one"))[0] == "hit"
@@ -220,7 +252,9 @@ def test_memory_store_bounds() -> None:
     assert store.get_now("big") is None
 
 
-async def test_savings_in_log_stats_and_spend(gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_savings_in_log_stats_and_spend(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     c = client(gw)
     await create(c, "what does this cost")
     for _ in range(3):

@@ -18,11 +18,20 @@ ASK: Any = [{"role": "user", "content": "Say hi"}]
 
 
 def config(kind: str, mock: RunningMock) -> Any:
-    return parse_config({
-        "providers": [{"name": f"up-{kind}", "kind": kind, "base_url": f"{mock.url}/v1",
-                       "api_key": "sk-upstream-key-1234", "models": ["m"]}],
-        "cache": {"temperature_policy": "cache"},
-    })
+    return parse_config(
+        {
+            "providers": [
+                {
+                    "name": f"up-{kind}",
+                    "kind": kind,
+                    "base_url": f"{mock.url}/v1",
+                    "api_key": "sk-upstream-key-1234",
+                    "models": ["m"],
+                }
+            ],
+            "cache": {"temperature_policy": "cache"},
+        }
+    )
 
 
 def client(gw: RunningServer) -> anthropic.AsyncAnthropic:
@@ -62,7 +71,9 @@ async def test_body_and_stream_hits(kind: str, gateway_factory: GatewayFactory, 
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-async def test_shared_calls_and_tool_use(kind: str, gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
+async def test_shared_calls_and_tool_use(
+    kind: str, gateway_factory: GatewayFactory, mock_a: RunningMock
+) -> None:
     gw = await gateway_factory(config(kind, mock_a))
     await mock_a.set_fault(latency_ms=300)
     c = client(gw)
@@ -77,17 +88,31 @@ async def test_shared_calls_and_tool_use(kind: str, gateway_factory: GatewayFact
     assert len(set(answers)) == 1 and answers[0]
     assert mock_a.stats()["requests"] == 1
     await mock_a.clear_fault()
-    tools: Any = [{"name": "get_weather", "input_schema": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    tools: Any = [
+        {
+            "name": "get_weather",
+            "input_schema": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        }
+    ]
     for _ in range(2):  # a tool use waits for its result: never cached
-        status, msg = await create(c, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools,
-                                   tool_choice={"type": "any"})
+        status, msg = await create(
+            c,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=tools,
+            tool_choice={"type": "any"},
+        )
         assert msg.stop_reason == "tool_use" and status == "miss"
     assert mock_a.stats()["requests"] == 3
     await c.close()
 
 
-async def test_cache_control_from_anthropic_clients(gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
+async def test_cache_control_from_anthropic_clients(
+    gateway_factory: GatewayFactory, mock_a: RunningMock
+) -> None:
     gw = await gateway_factory(config("openai", mock_a))
     c = client(gw)
     assert (await create(c, messages=ASK, extra_headers={"Cache-Control": "no-store"}))[0] == "bypass"

@@ -81,7 +81,7 @@ def other_process(tmp_path: Path, mock_a: RunningMock, prefix: str) -> Iterator[
     config = tmp_path / "other.toml"
     config.write_text(f"""
 [storage]
-url = "sqlite:///{tmp_path / 'other.db'}"
+url = "sqlite:///{tmp_path / "other.db"}"
 
 [[providers]]
 name = "mock-a"
@@ -96,8 +96,11 @@ redis_timeout = 5.0
 temperature_policy = "cache"
 """)
     log = (tmp_path / "other.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--config", str(config), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "start", "--config", str(config), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert proc.poll() is None, (tmp_path / "other.log").read_text()
@@ -115,10 +118,21 @@ temperature_policy = "cache"
     proc.wait(10)
 
 
-async def test_two_processes_share_answers(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                           mock_b: RunningMock, prefix: str, other_process: int) -> None:
-    here = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache={
-        "backend": "redis", "redis_prefix": prefix, "redis_timeout": 5.0, "temperature_policy": "cache"}))
+async def test_two_processes_share_answers(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, prefix: str, other_process: int
+) -> None:
+    here = await gateway_factory(
+        two_provider_config(
+            mock_a.url,
+            mock_b.url,
+            cache={
+                "backend": "redis",
+                "redis_prefix": prefix,
+                "redis_timeout": 5.0,
+                "temperature_policy": "cache",
+            },
+        )
+    )
     a = openai.AsyncOpenAI(base_url=f"{here.url}/v1", api_key="k", max_retries=0)
     b = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{other_process}/v1", api_key="k", max_retries=0)
     first = await a.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)
@@ -141,11 +155,21 @@ async def test_two_processes_share_answers(gateway_factory: GatewayFactory, mock
     await b.close()
 
 
-async def test_unreachable_redis_is_a_miss_not_an_error(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                         mock_b: RunningMock) -> None:
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache={
-        "backend": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0", "redis_timeout": 0.2,
-        "temperature_policy": "cache"}))
+async def test_unreachable_redis_is_a_miss_not_an_error(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    gw = await gateway_factory(
+        two_provider_config(
+            mock_a.url,
+            mock_b.url,
+            cache={
+                "backend": "redis",
+                "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+                "redis_timeout": 0.2,
+                "temperature_policy": "cache",
+            },
+        )
+    )
     c = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
     for _ in range(2):
         raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)

@@ -14,8 +14,17 @@ import aiohttp
 import openai
 from test_request_log import free_port, wait_ready
 
-KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "MISTRAL_API_KEY",
-            "DEEPSEEK_API_KEY", "XAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY")
+KEY_VARS = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "XAI_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+)
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:
@@ -26,13 +35,18 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 
 async def test_start_without_keys_serves_builtin_fakes(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--port", str(port)],  # noqa: ASYNC220
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "start", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(tmp_path),
+    )
     try:
         await wait_ready(f"http://127.0.0.1:{port}", proc)
         c = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
         raw = await c.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
         assert raw.headers["x-tollway-provider"] == "mock-a" and raw.parse().choices[0].message.content
         await c.close()
         proc.send_signal(signal.SIGINT)
@@ -47,8 +61,12 @@ async def test_start_without_keys_serves_builtin_fakes(tmp_path: Path) -> None:
 
 async def test_mock_command_serves_and_injects_faults(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "mock", "--port", str(port)],  # noqa: ASYNC220
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "mock", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(tmp_path),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as s:
@@ -72,8 +90,14 @@ async def test_mock_command_serves_and_injects_faults(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "tollway", "demo", "--requests", "300"], check=False,
-                         capture_output=True, text=True, timeout=120, env={**clean_env(tmp_path), "COLUMNS": "200"})
+    out = subprocess.run(
+        [sys.executable, "-m", "tollway", "demo", "--requests", "300"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean_env(tmp_path), "COLUMNS": "200"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "success rate" in out.stdout and "100.00%" in out.stdout
     assert "total spend" in out.stdout and "tollway logs --storage" in out.stdout

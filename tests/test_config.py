@@ -36,6 +36,7 @@ def setting_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text()
+
     def norm(path: str) -> str:  # `prices.<model>.input` documents every `prices.<name>.input`
         return re.sub(r"<[a-z_]+>", "<*>", path)
 
@@ -50,17 +51,26 @@ def test_example_config_is_valid() -> None:
     assert cfg.providers[1].models == {"gpt-4o-mini": "llama-3.1-8b-instant"}
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"server": {"port": "eighty"}}, "server.port: Input should be a valid integer"),
-    ({"server": {"prot": 1}}, "server.prot: unknown setting"),
-    ({"providers": [{"name": "a", "base_url": "ftp://x"}]}, "providers[0]: base_url must start with http"),
-    ({"providers": [{"kind": "openai"}]}, "providers[0].name: Field required"),
-    ({"providers": [{"name": "a", "kind": "nope"}]}, "providers[0].kind: Input should be"),
-    ({"providers": [{"name": "a"}, {"name": "a"}]}, "provider names must be unique; repeated: a"),
-    ({"providers": [{"name": "a"}], "aliases": {"x": ["b/m"]}}, "aliases.x: unknown provider 'b'"),
-    ({"providers": [{"name": "a"}], "aliases": {"x": ["nomodel"]}}, "not of the form 'provider/model'"),
-    ({"prices": {"m": {"input": -1, "output": 1}}}, "prices.m.input: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"server": {"port": "eighty"}}, "server.port: Input should be a valid integer"),
+        ({"server": {"prot": 1}}, "server.prot: unknown setting"),
+        (
+            {"providers": [{"name": "a", "base_url": "ftp://x"}]},
+            "providers[0]: base_url must start with http",
+        ),
+        ({"providers": [{"kind": "openai"}]}, "providers[0].name: Field required"),
+        ({"providers": [{"name": "a", "kind": "nope"}]}, "providers[0].kind: Input should be"),
+        ({"providers": [{"name": "a"}, {"name": "a"}]}, "provider names must be unique; repeated: a"),
+        ({"providers": [{"name": "a"}], "aliases": {"x": ["b/m"]}}, "aliases.x: unknown provider 'b'"),
+        ({"providers": [{"name": "a"}], "aliases": {"x": ["nomodel"]}}, "not of the form 'provider/model'"),
+        (
+            {"prices": {"m": {"input": -1, "output": 1}}},
+            "prices.m.input: Input should be greater than or equal to 0",
+        ),
+    ],
+)
 def test_errors_name_the_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(data)
@@ -78,7 +88,10 @@ def test_env_expansion() -> None:
 
 def test_zero_config_from_environment() -> None:
     cfg = zero_config({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-2"})
-    assert [(p.name, p.kind, p.api_key) for p in cfg.providers] == [("openai", "openai", "sk-1"), ("groq", "groq", "gsk-2")]
+    assert [(p.name, p.kind, p.api_key) for p in cfg.providers] == [
+        ("openai", "openai", "sk-1"),
+        ("groq", "groq", "gsk-2"),
+    ]
     assert cfg.providers[1].base_url == "https://api.groq.com/openai/v1"
     assert zero_config({}).providers == []
     assert [p.name for p in zero_config({}, ollama=True).providers] == ["ollama"]
@@ -90,8 +103,9 @@ def test_models_list_or_table() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tollway", *args], check=False, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tollway", *args], check=False, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_check_config_command(tmp_path: Path) -> None:
@@ -110,7 +124,9 @@ def test_check_config_command(tmp_path: Path) -> None:
 
 def test_zero_config_native_protocols() -> None:
     cfg = zero_config({"ANTHROPIC_API_KEY": "sk-ant-1", "GOOGLE_API_KEY": "g-2"})
-    assert [(p.name, p.kind, p.api_key) for p in cfg.providers] == [("anthropic", "anthropic", "sk-ant-1"),
-                                                                      ("gemini", "gemini", "g-2")]
+    assert [(p.name, p.kind, p.api_key) for p in cfg.providers] == [
+        ("anthropic", "anthropic", "sk-ant-1"),
+        ("gemini", "gemini", "g-2"),
+    ]
     assert cfg.providers[1].base_url == "https://generativelanguage.googleapis.com/v1beta"
     assert zero_config({"GEMINI_API_KEY": "a", "GOOGLE_API_KEY": "b"}).providers[0].api_key == "a"

@@ -27,8 +27,9 @@ def client(gw: RunningServer) -> openai.AsyncOpenAI:
 
 @pytest.fixture
 async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> RunningServer:
-    return await gateway_factory(two_provider_config(mock_a.url, mock_b.url, cache=ON,
-                                                     storage={"flush_interval": 0.05}))
+    return await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, cache=ON, storage={"flush_interval": 0.05})
+    )
 
 
 async def rows(gw: RunningServer, n: int) -> list[Any]:
@@ -42,8 +43,9 @@ async def rows(gw: RunningServer, n: int) -> list[Any]:
         await asyncio.sleep(0.05)
 
 
-async def test_100_identical_calls_one_upstream_request(gw: RunningServer, mock_a: RunningMock,
-                                                        mock_b: RunningMock) -> None:
+async def test_100_identical_calls_one_upstream_request(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(latency_ms=300)
     c = client(gw)
 
@@ -51,8 +53,9 @@ async def test_100_identical_calls_one_upstream_request(gw: RunningServer, mock_
         if i % 2:
             raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)
             return raw.headers["x-tollway-cache"], raw.parse().choices[0].message.content or ""
-        raw_stream = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG,
-                                                                      stream=True)
+        raw_stream = await c.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MSG, stream=True
+        )
         text = "".join([ch.choices[0].delta.content or "" async for ch in raw_stream.parse() if ch.choices])
         return raw_stream.headers["x-tollway-cache"], text
 
@@ -98,8 +101,9 @@ def text_of(events: list[bytes]) -> str:
     return "".join(out)
 
 
-async def test_leader_leaving_keeps_followers_answers(gw: RunningServer, mock_a: RunningMock,
-                                                      mock_b: RunningMock) -> None:
+async def test_leader_leaving_keeps_followers_answers(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(chunk_delay_ms=60)
     url = f"{gw.url}/v1/chat/completions"
     body = orjson.dumps({"model": "gpt-4o-mini", "messages": MSG, "stream": True})
@@ -148,7 +152,9 @@ async def test_a_lone_client_leaving_stops_the_upstream_call(gw: RunningServer, 
     assert mock_a.stats()["requests"] == 2
 
 
-async def test_a_failure_reaches_every_caller(gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_a_failure_reaches_every_caller(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(status=500, latency_ms=200)
     await mock_b.set_fault(status=503, latency_ms=200)
     c = client(gw)
@@ -171,18 +177,25 @@ async def test_a_failure_reaches_every_caller(gw: RunningServer, mock_a: Running
     await c.close()
 
 
-async def test_no_store_and_sampling_calls_are_not_shared(gateway_factory: GatewayFactory,
-                                                          mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_no_store_and_sampling_calls_are_not_shared(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url))  # temperature_policy "skip"
     await mock_a.set_fault(latency_ms=200)
     c = client(gw)
     await asyncio.gather(*(c.chat.completions.create(model="gpt-4o-mini", messages=MSG) for _ in range(5)))
     assert mock_a.stats()["requests"] == 5  # independent samples stay independent
-    await asyncio.gather(*(c.chat.completions.create(model="gpt-4o-mini", messages=MSG, temperature=0,
-                                                     extra_headers={"Cache-Control": "no-store"})
-                           for _ in range(5)))
+    await asyncio.gather(
+        *(
+            c.chat.completions.create(
+                model="gpt-4o-mini", messages=MSG, temperature=0, extra_headers={"Cache-Control": "no-store"}
+            )
+            for _ in range(5)
+        )
+    )
     assert mock_a.stats()["requests"] == 10
-    await asyncio.gather(*(c.chat.completions.create(model="gpt-4o-mini", messages=MSG, temperature=0)
-                           for _ in range(5)))
+    await asyncio.gather(
+        *(c.chat.completions.create(model="gpt-4o-mini", messages=MSG, temperature=0) for _ in range(5))
+    )
     assert mock_a.stats()["requests"] == 11
     await c.close()

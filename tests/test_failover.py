@@ -24,8 +24,12 @@ def client(gw: RunningServer, **kw: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0, **kw)
 
 
-async def chat(gw: RunningServer, stream: bool = False, content: str = "hello") -> tuple[int, dict[str, str], bytes]:
-    body = orjson.dumps({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": content}]})
+async def chat(
+    gw: RunningServer, stream: bool = False, content: str = "hello"
+) -> tuple[int, dict[str, str], bytes]:
+    body = orjson.dumps(
+        {"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": content}]}
+    )
     async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=body) as r:
         return r.status, dict(r.headers), await r.read()
 
@@ -43,12 +47,22 @@ def closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("fault", [
-    {"status": 500}, {"status": 502}, {"status": 503}, {"status": 429}, {"status": 529}, {"drop": True},
-    {"status": 503, "error_style": "text"}, {"status": 500, "error_style": "detail"},
-])
-async def test_retryable_failures_move_to_next(gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock,
-                                               fault: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {"status": 502},
+        {"status": 503},
+        {"status": 429},
+        {"status": 529},
+        {"drop": True},
+        {"status": 503, "error_style": "text"},
+        {"status": 500, "error_style": "detail"},
+    ],
+)
+async def test_retryable_failures_move_to_next(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock, fault: dict[str, Any]
+) -> None:
     await mock_a.set_fault(**fault)
     c = client(gateway)
     raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)
@@ -67,11 +81,29 @@ async def test_connection_refused_moves_to_next(gateway_factory: GatewayFactory,
     assert status == 200 and headers["x-tollway-provider"] == "mock-b" and raw.endswith(b"data: [DONE]\n\n")
 
 
-async def test_timeout_moves_to_next(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> None:
-    cfg = parse_config({"providers": [
-        {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": MODELS, "timeout": 0.3},
-        {"name": "mock-b", "kind": "mock", "base_url": f"{mock_b.url}/v1", "models": MODELS, "priority": 1},
-    ]})
+async def test_timeout_moves_to_next(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    cfg = parse_config(
+        {
+            "providers": [
+                {
+                    "name": "mock-a",
+                    "kind": "mock",
+                    "base_url": f"{mock_a.url}/v1",
+                    "models": MODELS,
+                    "timeout": 0.3,
+                },
+                {
+                    "name": "mock-b",
+                    "kind": "mock",
+                    "base_url": f"{mock_b.url}/v1",
+                    "models": MODELS,
+                    "priority": 1,
+                },
+            ]
+        }
+    )
     gw = await gateway_factory(cfg)
     await mock_a.set_fault(latency_ms=2000)
     t0 = time.perf_counter()
@@ -82,7 +114,9 @@ async def test_timeout_moves_to_next(gateway_factory: GatewayFactory, mock_a: Ru
     assert status == 200 and headers["x-tollway-provider"] == "mock-b"
 
 
-async def test_client_errors_are_not_retried(gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_client_errors_are_not_retried(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(status=400)
     c = client(gateway)
     with pytest.raises(openai.BadRequestError) as info:
@@ -93,8 +127,9 @@ async def test_client_errors_are_not_retried(gateway: RunningServer, mock_a: Run
     await c.close()
 
 
-async def test_retry_after_takes_deployment_out_of_rotation(gateway: RunningServer, mock_a: RunningMock,
-                                                             mock_b: RunningMock) -> None:
+async def test_retry_after_takes_deployment_out_of_rotation(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(status=429, retry_after=30, times=1)
     status, headers, _ = await chat(gateway)
     assert status == 200 and headers["x-tollway-provider"] == "mock-b"
@@ -119,9 +154,17 @@ async def test_exhaustion_statuses(gateway: RunningServer, mock_a: RunningMock, 
     assert status == 429 and "retry-after" in {k.lower() for k in headers}
 
 
-async def test_circuit_opens_then_no_healthy_upstream_503(gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
-    cfg = parse_config({"providers": [{"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1",
-                                       "models": MODELS}], "health": {"down_after": 2, "cooldown": 0.5}})
+async def test_circuit_opens_then_no_healthy_upstream_503(
+    gateway_factory: GatewayFactory, mock_a: RunningMock
+) -> None:
+    cfg = parse_config(
+        {
+            "providers": [
+                {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": MODELS}
+            ],
+            "health": {"down_after": 2, "cooldown": 0.5},
+        }
+    )
     gw = await gateway_factory(cfg)
     await mock_a.set_fault(status=500)
     assert (await chat(gw))[0] == 502
@@ -149,8 +192,9 @@ async def test_stream_fails_over_before_first_byte(gateway: RunningServer, mock_
         await c.close()
 
 
-async def test_stream_cut_midway_ends_with_error_event(gateway: RunningServer, mock_a: RunningMock,
-                                                       mock_b: RunningMock) -> None:
+async def test_stream_cut_midway_ends_with_error_event(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(cut_after=3)
     await mock_b.set_fault(cut_after=3)
     status, _, raw = await chat(gateway, stream=True)
@@ -167,12 +211,19 @@ async def test_stream_cut_midway_ends_with_error_event(gateway: RunningServer, m
     await c.close()
 
 
-async def test_client_disconnect_cancels_upstream(gateway_factory: GatewayFactory, mock_b: RunningMock) -> None:
+async def test_client_disconnect_cancels_upstream(
+    gateway_factory: GatewayFactory, mock_b: RunningMock
+) -> None:
     slow = await start_mock(options=MockOptions(models=MODELS, chunk_delay_ms=50))
     try:
         gw = await gateway_factory(two_provider_config(slow.url, mock_b.url))
-        body = orjson.dumps({"model": "gpt-4o-mini", "stream": True,
-                             "messages": [{"role": "user", "content": "long [[mock:words=200]]"}]})
+        body = orjson.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "long [[mock:words=200]]"}],
+            }
+        )
         async with aiohttp.ClientSession() as s:
             resp = await s.post(f"{gw.url}/v1/chat/completions", data=body)
             await resp.content.readany()
@@ -194,11 +245,28 @@ async def test_client_disconnect_cancels_upstream(gateway_factory: GatewayFactor
 
 
 async def test_client_disconnect_during_silent_upstream_is_not_a_timeout(
-        gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> None:
-    cfg = parse_config({"providers": [
-        {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": MODELS, "timeout": 0.4},
-        {"name": "mock-b", "kind": "mock", "base_url": f"{mock_b.url}/v1", "models": MODELS, "priority": 1},
-    ]})
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    cfg = parse_config(
+        {
+            "providers": [
+                {
+                    "name": "mock-a",
+                    "kind": "mock",
+                    "base_url": f"{mock_a.url}/v1",
+                    "models": MODELS,
+                    "timeout": 0.4,
+                },
+                {
+                    "name": "mock-b",
+                    "kind": "mock",
+                    "base_url": f"{mock_b.url}/v1",
+                    "models": MODELS,
+                    "priority": 1,
+                },
+            ]
+        }
+    )
     gw = await gateway_factory(cfg)
     await mock_a.set_fault(latency_ms=1500)
     request = asyncio.ensure_future(chat(gw, stream=True))
@@ -217,9 +285,12 @@ async def test_client_disconnect_during_silent_upstream_is_not_a_timeout(
     assert rows[0].status == 499 and rows[0].error_type == "client_disconnected"
 
 
-async def test_nonstandard_error_envelope_is_repaired(gateway_factory: GatewayFactory, mock_a: RunningMock) -> None:
-    cfg = parse_config({"providers": [{"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1",
-                                       "models": MODELS}]})
+async def test_nonstandard_error_envelope_is_repaired(
+    gateway_factory: GatewayFactory, mock_a: RunningMock
+) -> None:
+    cfg = parse_config(
+        {"providers": [{"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": MODELS}]}
+    )
     gw = await gateway_factory(cfg)
     for style in ("string", "detail", "text"):
         await mock_a.set_fault(status=422, error_style=style)
@@ -229,15 +300,18 @@ async def test_nonstandard_error_envelope_is_repaired(gateway_factory: GatewayFa
         assert err["error"]["message"].startswith("mock-a (HTTP 422): ")
 
 
-async def test_aliases_try_targets_in_order(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                            mock_b: RunningMock) -> None:
-    cfg = parse_config({
-        "providers": [
-            {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": ["gpt-4o"]},
-            {"name": "mock-b", "kind": "mock", "base_url": f"{mock_b.url}/v1", "models": ["gpt-4o-mini"]},
-        ],
-        "aliases": {"smart": ["mock-a/gpt-4o", "mock-b/gpt-4o-mini"]},
-    })
+async def test_aliases_try_targets_in_order(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    cfg = parse_config(
+        {
+            "providers": [
+                {"name": "mock-a", "kind": "mock", "base_url": f"{mock_a.url}/v1", "models": ["gpt-4o"]},
+                {"name": "mock-b", "kind": "mock", "base_url": f"{mock_b.url}/v1", "models": ["gpt-4o-mini"]},
+            ],
+            "aliases": {"smart": ["mock-a/gpt-4o", "mock-b/gpt-4o-mini"]},
+        }
+    )
     gw = await gateway_factory(cfg)
     c = client(gw)
     raw = await c.chat.completions.with_raw_response.create(model="smart", messages=MSG)
@@ -251,10 +325,12 @@ async def test_aliases_try_targets_in_order(gateway_factory: GatewayFactory, moc
     await c.close()
 
 
-async def test_recovered_primary_gets_its_traffic_back(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                       mock_b: RunningMock) -> None:
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url,
-                                                   health={"down_after": 1, "cooldown": 0.3}))
+async def test_recovered_primary_gets_its_traffic_back(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
+    gw = await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, health={"down_after": 1, "cooldown": 0.3})
+    )
     await mock_a.set_fault(status=503)
     assert (await chat(gw))[1]["x-tollway-attempts"] == "2"
     status, headers, _ = await chat(gw)  # circuit open: straight to mock-b

@@ -38,8 +38,12 @@ async def cache_status(c: openai.AsyncOpenAI) -> str:
 
 async def admin(gw: RunningServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    async with aiohttp.ClientSession() as s, s.request(method, f"{gw.url}{path}", headers=headers,
-                                                       data=None if body is None else orjson.dumps(body)) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(
+            method, f"{gw.url}{path}", headers=headers, data=None if body is None else orjson.dumps(body)
+        ) as r,
+    ):
         return r.status, await r.json()
 
 
@@ -54,8 +58,9 @@ async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: Runni
     return await gateway_factory(cfg)
 
 
-async def test_a_key_with_caching_off_bypasses_the_cache(gw: RunningServer, mock_a: RunningMock,
-                                                        mock_b: RunningMock) -> None:
+async def test_a_key_with_caching_off_bypasses_the_cache(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     _, on = await admin(gw, "POST", "/admin/keys", {"name": "cached", "tenant": "acme"})
     _, off = await admin(gw, "POST", "/admin/keys", {"name": "uncached", "tenant": "acme", "cache": False})
     assert (on["cache"], off["cache"]) == (True, False)
@@ -79,8 +84,12 @@ async def test_a_key_with_caching_off_bypasses_the_cache(gw: RunningServer, mock
     await rt.writer.flush()
     rows = sorted(await rt.store.recent(10), key=lambda r: r.ts)
     assert [(r.key_id, r.cache_status) for r in rows] == [
-        (off["id"], "bypass"), (on["id"], "miss"), (on["id"], "hit"), (off["id"], "bypass"),
-        (on["id"], "bypass"), (off["id"], "hit"),
+        (off["id"], "bypass"),
+        (on["id"], "miss"),
+        (on["id"], "hit"),
+        (off["id"], "bypass"),
+        (on["id"], "bypass"),
+        (off["id"], "hit"),
     ]
     for c in (cached, uncached):
         await c.close()
@@ -95,11 +104,15 @@ async def test_cli_flag_round_trips_and_reaches_a_running_gateway(gw: RunningSer
         assert result.exit_code == 0, result.output
         return orjson.loads(result.stdout)
 
-    created = await asyncio.to_thread(cli, "keys", "create", "--name", "svc", "--tenant", "acme", "--no-cache")
+    created = await asyncio.to_thread(
+        cli, "keys", "create", "--name", "svc", "--tenant", "acme", "--no-cache"
+    )
     assert created["cache"] is False
     assert (await asyncio.to_thread(cli, "keys", "create", "--name", "other"))["cache"] is True
     assert (await asyncio.to_thread(cli, "keys", "show", "svc"))["cache"] is False
-    assert (await asyncio.to_thread(cli, "keys", "update", "svc", "--rpm", "100"))["cache"] is False  # unchanged
+    assert (await asyncio.to_thread(cli, "keys", "update", "svc", "--rpm", "100"))[
+        "cache"
+    ] is False  # unchanged
     c = client(gw, created["key"])
     assert await cache_status(c) == "bypass"
     assert await cache_status(c) == "bypass"
@@ -148,7 +161,8 @@ async def test_upgrade_from_version_3_keeps_keys_cached(empty_db: str) -> None:
     old = await LogStore.open(empty_db, migrations=MIGRATIONS[:3])  # a tollway before the switch
     await old.db.execute(
         "INSERT INTO api_keys (id, name, tenant, key_hash, hint, models, status, created_at, updated_at) "
-        "VALUES ('key_old', 'old', 'acme', 'h', 'sk-tw-…abcd', '[]', 'active', 1.0, 1.0)")
+        "VALUES ('key_old', 'old', 'acme', 'h', 'sk-tw-…abcd', '[]', 'active', 1.0, 1.0)"
+    )
     await old.close()
 
     new = await LogStore.open(empty_db)
@@ -157,9 +171,13 @@ async def test_upgrade_from_version_3_keeps_keys_cached(empty_db: str) -> None:
         if new.dialect == "sqlite":
             columns = [r["name"] for r in await new.db.fetch("PRAGMA table_info(api_keys)")]
         else:
-            columns = [r["column_name"] for r in await new.db.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys' "
-                "ORDER BY ordinal_position")]
+            columns = [
+                r["column_name"]
+                for r in await new.db.fetch(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys' "
+                    "ORDER BY ordinal_position"
+                )
+            ]
         assert columns == list(API_KEYS_COLUMNS)
         repo = KeyRepository(new.db)
         key = await repo.get("old")

@@ -35,17 +35,27 @@ def client(gw: RunningServer, key: str = "none") -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
 
 
-async def post_chat(gw: RunningServer, headers: dict[str, str], model: str = "gpt-4o-mini") -> tuple[int, Any]:
+async def post_chat(
+    gw: RunningServer, headers: dict[str, str], model: str = "gpt-4o-mini"
+) -> tuple[int, Any]:
     body = orjson.dumps({"model": model, "messages": MSG})
-    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=body,
-                                                    headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/v1/chat/completions", data=body, headers=headers) as r,
+    ):
         return r.status, await r.json()
 
 
-async def admin(gw: RunningServer, method: str, path: str, body: Any = None, token: str | None = ADMIN) -> tuple[int, Any]:
+async def admin(
+    gw: RunningServer, method: str, path: str, body: Any = None, token: str | None = ADMIN
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as s, s.request(method, f"{gw.url}{path}", headers=headers,
-                                                       data=None if body is None else orjson.dumps(body)) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(
+            method, f"{gw.url}{path}", headers=headers, data=None if body is None else orjson.dumps(body)
+        ) as r,
+    ):
         return r.status, await r.json()
 
 
@@ -62,13 +72,18 @@ async def create_key(gw: RunningServer, **data: Any) -> tuple[VirtualKey, str]:
 
 @pytest.fixture
 async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> RunningServer:
-    cfg = two_provider_config(mock_a.url, mock_b.url, keys={"refresh_interval": 0.2, "negative_ttl": 0.2},
-                              admin={"token": ADMIN})
+    cfg = two_provider_config(
+        mock_a.url, mock_b.url, keys={"refresh_interval": 0.2, "negative_ttl": 0.2}, admin={"token": ADMIN}
+    )
     return await gateway_factory(cfg)
 
 
-async def test_open_until_a_key_exists(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_open_until_a_key_exists(
+    gateway_factory: GatewayFactory,
+    mock_a: RunningMock,
+    mock_b: RunningMock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, "tollway")
     gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, keys={"refresh_interval": 0.2}))
     assert any("running OPEN" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
@@ -95,8 +110,12 @@ async def test_bearer_and_x_api_key_and_error_envelopes(gw: RunningServer) -> No
     with pytest.raises(openai.AuthenticationError) as failed:
         await bad.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert failed.value.code == "invalid_api_key"
-    assert failed.value.body == {"message": "Incorrect API key provided.", "type": "authentication_error",
-                                 "param": None, "code": "invalid_api_key"}
+    assert failed.value.body == {
+        "message": "Incorrect API key provided.",
+        "type": "authentication_error",
+        "param": None,
+        "code": "invalid_api_key",
+    }
     await bad.close()
     status, body = await post_chat(gw, {})
     assert status == 401 and "Missing API key" in body["error"]["message"]
@@ -105,8 +124,11 @@ async def test_bearer_and_x_api_key_and_error_envelopes(gw: RunningServer) -> No
     assert rt is not None and rt.writer is not None and rt.store is not None
     await rt.writer.flush()
     rows = await rt.store.recent(10)
-    assert {(r.status, r.key_id, r.tenant) for r in rows} >= {(200, key.id, "acme"), (403, key.id, "acme"),
-                                                              (401, "", "")}
+    assert {(r.status, r.key_id, r.tenant) for r in rows} >= {
+        (200, key.id, "acme"),
+        (403, key.id, "acme"),
+        (401, "", ""),
+    }
     await c.close()
 
 
@@ -116,7 +138,9 @@ async def test_expired_key_is_refused(gw: RunningServer) -> None:
     assert status == 401 and "expired" in body["error"]["message"]
 
 
-async def test_changes_from_another_process_reach_a_running_gateway(gw: RunningServer, tmp_path: Path) -> None:
+async def test_changes_from_another_process_reach_a_running_gateway(
+    gw: RunningServer, tmp_path: Path
+) -> None:
     storage = f"sqlite:///{tmp_path / 'log0.db'}"  # the gateway's own log file (gateway_factory's naming)
     runner = CliRunner()
 
@@ -151,14 +175,21 @@ async def test_changes_from_another_process_reach_a_running_gateway(gw: RunningS
 
 async def test_admin_api(gw: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # without the token, every admin path answers the same 401, known or not
-    answers = [await admin(gw, "GET", path, token=token) for path in ("/admin/keys", "/admin/spend", "/admin/nope")
-               for token in (None, "wrong")]
+    answers = [
+        await admin(gw, "GET", path, token=token)
+        for path in ("/admin/keys", "/admin/spend", "/admin/nope")
+        for token in (None, "wrong")
+    ]
     assert {status for status, _ in answers} == {401}
     assert len({orjson.dumps(body) for _, body in answers}) == 1
     assert (await admin(gw, "GET", "/admin/nope"))[0] == 404
 
-    status, created = await admin(gw, "POST", "/admin/keys", {"name": "svc", "rpm": 5, "tenant": "acme",
-                                                               "models": ["gpt-4o-mini"], "budget": 10})
+    status, created = await admin(
+        gw,
+        "POST",
+        "/admin/keys",
+        {"name": "svc", "rpm": 5, "tenant": "acme", "models": ["gpt-4o-mini"], "budget": 10},
+    )
     assert status == 201 and created["key"].startswith("sk-tw-") and created["rpm"] == 5
     assert created["budget"] == {"amount": 10.0, "period": "month", "action": "block"}
     secret = created["key"]
@@ -185,7 +216,9 @@ async def test_admin_api(gw: RunningServer, monkeypatch: pytest.MonkeyPatch) -> 
     bearer = {"Authorization": f"Bearer {rotated['key']}"}
     assert (await post_chat(gw, bearer))[0] == 200
 
-    status, tenant = await admin(gw, "PUT", "/admin/tenants/acme", {"rpm": 100, "budget": 50, "budget_period": "day"})
+    status, tenant = await admin(
+        gw, "PUT", "/admin/tenants/acme", {"rpm": 100, "budget": 50, "budget_period": "day"}
+    )
     assert status == 200 and tenant["budget"]["period"] == "day"
     status, tenants = await admin(gw, "GET", "/admin/tenants")
     assert [(t["name"], t["keys"]) for t in tenants["data"]] == [("acme", 1)]
@@ -209,16 +242,18 @@ async def test_admin_api(gw: RunningServer, monkeypatch: pytest.MonkeyPatch) -> 
     assert (await admin(gw, "GET", "/admin/tenants/acme"))[0] == 404
 
 
-async def test_admin_token_from_environment(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                            mock_b: RunningMock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_admin_token_from_environment(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TOLLWAY_ADMIN_TOKEN", "from-env")
     gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url))
     assert (await admin(gw, "GET", "/admin/keys", token="from-env"))[0] == 200
     assert (await admin(gw, "GET", "/admin/keys"))[0] == 401
 
 
-async def test_keys_are_never_stored_or_logged_in_clear(gw: RunningServer, tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_keys_are_never_stored_or_logged_in_clear(
+    gw: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     _status, created = await admin(gw, "POST", "/admin/keys", {"name": "svc"})
     secret = created["key"]
@@ -236,8 +271,9 @@ async def test_keys_are_never_stored_or_logged_in_clear(gw: RunningServer, tmp_p
     assert created["hint"] == "sk-tw-…" + secret[-4:]
 
     runner = CliRunner()
-    result = await asyncio.to_thread(runner.invoke, app, ["keys", "list", "--json", "--storage",
-                                                          f"sqlite:///{tmp_path / 'log0.db'}"])
+    result = await asyncio.to_thread(
+        runner.invoke, app, ["keys", "list", "--json", "--storage", f"sqlite:///{tmp_path / 'log0.db'}"]
+    )
     assert secret[6:] not in result.output
 
 
@@ -248,7 +284,9 @@ async def test_spend_report_names_keys(gw: RunningServer, tmp_path: Path) -> Non
     assert rt is not None and rt.writer is not None
     await rt.writer.flush()
     out = io.StringIO()
-    await print_spend(f"sqlite:///{tmp_path / 'log0.db'}", ["key"], "today", console=Console(file=out, width=200))
+    await print_spend(
+        f"sqlite:///{tmp_path / 'log0.db'}", ["key"], "today", console=Console(file=out, width=200)
+    )
     assert "reporting-key" in out.getvalue() and created["id"] not in out.getvalue()
 
 
@@ -256,15 +294,27 @@ async def test_repository_on_postgres(pg_url: str) -> None:
     store = await LogStore.open(pg_url)
     try:
         repo = KeyRepository(store.db)
-        key, secret = await repo.create(KeySpec.parse({"name": "a", "tenant": "t", "rpm": 3, "budget": 1.5,
-                                                       "budget_period": "week", "models": "m1,m2*"}))
+        key, secret = await repo.create(
+            KeySpec.parse(
+                {
+                    "name": "a",
+                    "tenant": "t",
+                    "rpm": 3,
+                    "budget": 1.5,
+                    "budget_period": "week",
+                    "models": "m1,m2*",
+                }
+            )
+        )
         assert (await repo.by_hash(key.key_hash)) == key
         assert key.allows("m1") and key.allows("m2-large") and not key.allows("m3")
         await repo.set_status("a", key.status.DELETED)
         again, _ = await repo.create(KeySpec.parse({"name": "a"}))  # a deleted key's name is free again
         assert (await repo.get("a")).id == again.id
         assert (await repo.names([key.id, again.id])) == {key.id: "a", again.id: "a"}
-        assert sorted(k.id for k in await repo.changed_since(0)) == sorted([key.id, again.id])  # no order promised
+        assert sorted(k.id for k in await repo.changed_since(0)) == sorted(
+            [key.id, again.id]
+        )  # no order promised
         dump = str(await store.db.fetch("SELECT * FROM api_keys"))
         assert secret not in dump and secret[6:] not in dump
     finally:

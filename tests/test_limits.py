@@ -42,14 +42,26 @@ MAX_TOKENS = exact_max_tokens()
 CALL_COST = (INPUT_TOKENS * 1000.0 + MAX_TOKENS * 2000.0) / 1e6
 
 
-async def chat(gw: RunningServer, key: str | None, *, max_tokens: int | None = MAX_TOKENS, stream: bool = False,
-               model: str = "gpt-4o-mini") -> tuple[int, CIMultiDict[str], Any]:
-    payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
+async def chat(
+    gw: RunningServer,
+    key: str | None,
+    *,
+    max_tokens: int | None = MAX_TOKENS,
+    stream: bool = False,
+    model: str = "gpt-4o-mini",
+) -> tuple[int, CIMultiDict[str], Any]:
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": stream,
+    }
     if max_tokens is not None:
         payload["max_tokens"] = max_tokens
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=orjson.dumps(payload),
-                                                    headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/v1/chat/completions", data=orjson.dumps(payload), headers=headers) as r,
+    ):
         raw = await r.read()
         return r.status, CIMultiDict(r.headers), raw if stream else orjson.loads(raw)
 
@@ -80,10 +92,14 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any
 
 
 @pytest.fixture
-async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock,
-             backend: dict[str, Any]) -> RunningServer:
-    return await gateway_factory(two_provider_config(mock_a.url, mock_b.url, prices=PRICES, limits=backend,
-                                                     keys={"refresh_interval": 0.2}))
+async def gw(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, backend: dict[str, Any]
+) -> RunningServer:
+    return await gateway_factory(
+        two_provider_config(
+            mock_a.url, mock_b.url, prices=PRICES, limits=backend, keys={"refresh_interval": 0.2}
+        )
+    )
 
 
 async def test_requests_per_minute(gw: RunningServer) -> None:
@@ -128,7 +144,9 @@ async def test_concurrency_slots(gw: RunningServer, mock_a: RunningMock) -> None
     await mock_a.set_fault(latency_ms=300)
     results = await asyncio.gather(*(chat(gw, secret) for _ in range(5)))
     assert sorted(status for status, _, _ in results) == [200, 200, 429, 429, 429]
-    assert all("concurrent requests" in body["error"]["message"] for status, _, body in results if status == 429)
+    assert all(
+        "concurrent requests" in body["error"]["message"] for status, _, body in results if status == 429
+    )
     assert (await chat(gw, secret))[0] == 200  # the slots were given back
 
 
@@ -149,11 +167,14 @@ async def test_block_budget(gw: RunningServer) -> None:
     key_id, secret = await new_key(gw, budget=3 * CALL_COST)
     for _ in range(3):
         assert (await chat(gw, secret))[0] == 200
-    c = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=secret)  # default retries: x-should-retry stops them
+    c = openai.AsyncOpenAI(
+        base_url=f"{gw.url}/v1", api_key=secret
+    )  # default retries: x-should-retry stops them
     started = time.perf_counter()
     with pytest.raises(openai.RateLimitError) as info:
-        await c.chat.completions.create(model="gpt-4o-mini", max_tokens=MAX_TOKENS,
-                                        messages=[{"role": "user", "content": PROMPT}])
+        await c.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=MAX_TOKENS, messages=[{"role": "user", "content": PROMPT}]
+        )
     assert time.perf_counter() - started < 0.5  # not retried
     err = info.value
     assert err.code == "budget_exceeded" and "key 'k'" in err.message and "monthly budget" in err.message
@@ -163,7 +184,9 @@ async def test_block_budget(gw: RunningServer) -> None:
     rt = gw.gateway.runtime
     assert rt is not None and rt.store is not None
     rows = await rt.store.spend(since=0, group_by=["key"])
-    assert [(r.group["key"], r.requests, round(r.cost, 9)) for r in rows] == [(key_id, 4, round(3 * CALL_COST, 9))]
+    assert [(r.group["key"], r.requests, round(r.cost, 9)) for r in rows] == [
+        (key_id, 4, round(3 * CALL_COST, 9))
+    ]
 
 
 async def test_concurrent_calls_cannot_overshoot_a_budget(gw: RunningServer) -> None:
@@ -179,9 +202,13 @@ async def test_concurrent_calls_cannot_overshoot_a_budget(gw: RunningServer) -> 
 
 
 async def test_without_max_tokens_the_configured_allowance_is_reserved(
-        gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, backend: dict[str, Any]) -> None:
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, prices=PRICES,
-                                                   limits={**backend, "default_max_tokens": 100}))
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, backend: dict[str, Any]
+) -> None:
+    gw = await gateway_factory(
+        two_provider_config(
+            mock_a.url, mock_b.url, prices=PRICES, limits={**backend, "default_max_tokens": 100}
+        )
+    )
     _, secret = await new_key(gw, budget=0.1)  # one call without max_tokens reserves 0.009 + 0.2
     status, _, body = await chat(gw, secret, max_tokens=None)
     assert status == 429 and "could cost up to $0.209000" in body["error"]["message"]
@@ -203,18 +230,30 @@ async def test_warn_budget_and_streamed_spend(gw: RunningServer, caplog: pytest.
     assert reserved == 0 and spent == round(2 * CALL_COST * 1e9)  # the stream's cost counted too
 
 
-async def test_gateway_budget_from_config_applies_when_open(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                            mock_b: RunningMock, backend: dict[str, Any]) -> None:
-    gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, prices=PRICES, limits=backend,
-                                                   budgets={"gateway": [{"amount": 2 * CALL_COST, "period": "week"}],
-                                                            "timezone": "Europe/Paris"}))
+async def test_gateway_budget_from_config_applies_when_open(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, backend: dict[str, Any]
+) -> None:
+    gw = await gateway_factory(
+        two_provider_config(
+            mock_a.url,
+            mock_b.url,
+            prices=PRICES,
+            limits=backend,
+            budgets={"gateway": [{"amount": 2 * CALL_COST, "period": "week"}], "timezone": "Europe/Paris"},
+        )
+    )
     assert [(await chat(gw, None))[0] for _ in range(3)] == [200, 200, 429]
     _status, _, body = await chat(gw, None)
     assert "the gateway" in body["error"]["message"] and "weekly" in body["error"]["message"]
 
 
-async def test_spend_survives_a_restart(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock,
-                                        tmp_path: Path, backend: dict[str, Any]) -> None:
+async def test_spend_survives_a_restart(
+    gateway_factory: GatewayFactory,
+    mock_a: RunningMock,
+    mock_b: RunningMock,
+    tmp_path: Path,
+    backend: dict[str, Any],
+) -> None:
     cfg = two_provider_config(mock_a.url, mock_b.url, prices=PRICES, limits=backend)
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     first = await gateway_factory(cfg, storage=storage)

@@ -33,7 +33,9 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield MemoryBackend()
         return
     prefix = f"tollway-test-{uuid.uuid4().hex[:12]}"
-    redis_backend = RedisBackend(REDIS_URL, prefix=prefix, timeout=5.0)  # a busy 2-core CI box can be slow to connect
+    redis_backend = RedisBackend(
+        REDIS_URL, prefix=prefix, timeout=5.0
+    )  # a busy 2-core CI box can be slow to connect
     try:
         yield redis_backend
     finally:
@@ -106,14 +108,19 @@ async def test_budget_needs_seeding_then_reserves_atomically(backend: Backend) -
     assert await backend.read("r:key:g") == (None, 0)  # nothing recorded while unseeded
     await backend.seed("b:key:g:2025-01", 300, None)
     await backend.seed("b:key:g:2025-01", 999, None)  # a second seeder finds it set: no effect
-    results = await asyncio.gather(*(backend.admit(f"e{i}", [budget("b:key:g:2025-01", 1000, 10)])
-                                     for i in range(200)))
+    results = await asyncio.gather(
+        *(backend.admit(f"e{i}", [budget("b:key:g:2025-01", 1000, 10)]) for i in range(200))
+    )
     admitted = [i for i, r in enumerate(results) if r.admitted]
     assert len(admitted) == 70  # (1000 - 300) / 10
     assert await backend.read("b:key:g:2025-01") == (300, 700)
     # settle: half spend their full reservation, the rest are released (failed calls)
-    await asyncio.gather(*(backend.settle(f"e{i}", [Settlement("b:key:g:2025-01", Op.SPEND, 10 if n % 2 else 0)])
-                           for n, i in enumerate(admitted)))
+    await asyncio.gather(
+        *(
+            backend.settle(f"e{i}", [Settlement("b:key:g:2025-01", Op.SPEND, 10 if n % 2 else 0)])
+            for n, i in enumerate(admitted)
+        )
+    )
     assert await backend.read("b:key:g:2025-01") == (300 + 35 * 10, 0)
 
 
@@ -125,7 +132,13 @@ async def test_warn_budget_records_but_never_refuses(backend: Backend) -> None:
 
 async def test_settling_an_unknown_entry_is_harmless(backend: Backend) -> None:
     await backend.seed("b:key:h:all", 0, None)
-    await backend.settle("nobody", [Settlement("b:key:h:all", Op.SPEND, 7), Settlement("t:key:h", Op.SET, 5),
-                                    Settlement("c:key:h", Op.RELEASE)])
+    await backend.settle(
+        "nobody",
+        [
+            Settlement("b:key:h:all", Op.SPEND, 7),
+            Settlement("t:key:h", Op.SET, 5),
+            Settlement("c:key:h", Op.RELEASE),
+        ],
+    )
     assert await backend.read("b:key:h:all") == (7, 0)  # spend without a reservation (fail_open) still counts
     assert await backend.read("t:key:h") == (None, 0)

@@ -272,7 +272,8 @@ async def test_json_modes(client: openai.AsyncOpenAI) -> None:
     }
     shaped = await client.chat.completions.create(
         model="gpt-4o", messages=user("person"),
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": True}},
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "person", "schema": schema, "strict": True}},
     )  # fmt: skip
     assert json.loads(shaped.choices[0].message.content or "") == {"name": "mock", "age": 1, "ok": True}
 
@@ -495,7 +496,8 @@ async def test_control_endpoints(
     mock: RunningMock, client: openai.AsyncOpenAI, http: aiohttp.ClientSession
 ) -> None:
     fault = {"status": 502, "latency_ms": 0, "drop": False, "cut_after": None, "times": None,
-             "retry_after": None, "error_style": "detail", "cached_tokens": 5, "reasoning_tokens": 7}  # fmt: skip
+             "retry_after": None, "error_style": "detail", "cached_tokens": 5,
+             "reasoning_tokens": 7}  # fmt: skip
     async with http.post(f"{mock.url}/__mock/faults", json=fault) as response:
         assert response.status == 200
         active = await response.json()

@@ -467,16 +467,22 @@ async def test_stats_and_api_key() -> None:
         await sdk.aio.aclose()
         assert guarded.stats() == {
             "requests": 5,
-            "by_path": {f"/v1beta/models/{MODEL}:generateContent": 3, "/v1beta/models/gemini-0:generateContent": 1,
+            "by_path": {f"/v1beta/models/{MODEL}:generateContent": 3,
+                        "/v1beta/models/gemini-0:generateContent": 1,
                         f"/v1/models/{MODEL}:generateContent": 1},
             "by_model": {MODEL: 4, "gemini-0": 1},
         }  # fmt: skip
 
 
-async def test_embeddings_through_the_sdk(client: genai.Client, mock: RunningMock, http: aiohttp.ClientSession) -> None:
+async def test_embeddings_through_the_sdk(
+    client: genai.Client, mock: RunningMock, http: aiohttp.ClientSession
+) -> None:
     """google-genai sends batchEmbedContents for a list and parses the answer with its own types."""
-    got = await client.aio.models.embed_content(model="text-embedding-004", contents=["alpha", "beta"],
-                                                config=gtypes.EmbedContentConfig(output_dimensionality=8))
+    got = await client.aio.models.embed_content(
+        model="text-embedding-004",
+        contents=["alpha", "beta"],
+        config=gtypes.EmbedContentConfig(output_dimensionality=8),
+    )
     assert got.embeddings is not None and len(got.embeddings) == 2
     assert got.embeddings[0].values == list(content.embedding("alpha", 8))
     assert got.embeddings[1].values == list(content.embedding("beta", 8))
@@ -486,11 +492,16 @@ async def test_embeddings_through_the_sdk(client: genai.Client, mock: RunningMoc
     url = f"{mock.url}/v1beta/models/text-embedding-004"
     single = {"content": {"parts": [{"text": "alpha"}]}, "outputDimensionality": 4}
     async with http.post(f"{url}:embedContent", json=single, headers=HEADERS) as r:
-        assert r.status == 200 and (await r.json())["embedding"]["values"] == list(content.embedding("alpha", 4))
+        assert r.status == 200 and (await r.json())["embedding"]["values"] == list(
+            content.embedding("alpha", 4)
+        )
     wrong_model = {"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}
     async with http.post(f"{url}:batchEmbedContents", json=wrong_model, headers=HEADERS) as r:
         assert r.status == 400 and (await r.json())["error"]["status"] == "INVALID_ARGUMENT"
-    unknown_field = {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "x"}]},
-                                   "dimensions": 4}]}
+    unknown_field = {
+        "requests": [
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "x"}]}, "dimensions": 4}
+        ]
+    }
     async with http.post(f"{url}:batchEmbedContents", json=unknown_field, headers=HEADERS) as r:
         assert r.status == 400 and "Unknown name" in (await r.json())["error"]["message"]

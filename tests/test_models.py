@@ -18,17 +18,22 @@ from tollway.server import RunningServer
 
 @pytest.fixture
 async def gw(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock) -> RunningServer:
-    return await gateway_factory(two_provider_config(mock_a.url, mock_b.url, aliases={"fast": ["mock-b/gpt-4o-mini"]}))
+    return await gateway_factory(
+        two_provider_config(mock_a.url, mock_b.url, aliases={"fast": ["mock-b/gpt-4o-mini"]})
+    )
 
 
 async def test_openai_sdk_lists_and_retrieves(gw: RunningServer) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="x", max_retries=0,
-                                _strict_response_validation=True)
+    client = openai.AsyncOpenAI(
+        base_url=f"{gw.url}/v1", api_key="x", max_retries=0, _strict_response_validation=True
+    )
     assert sorted([m.id async for m in client.models.list()]) == sorted([*MODELS, "fast"])
     model = await client.models.retrieve("gpt-4o")
     assert model.id == "gpt-4o" and model.object == "model" and model.owned_by == "tollway"
     assert (await client.models.retrieve("fast")).id == "fast"  # an alias
-    assert (await client.models.retrieve("mock-a/some-new-model")).id == "mock-a/some-new-model"  # provider/model
+    assert (
+        await client.models.retrieve("mock-a/some-new-model")
+    ).id == "mock-a/some-new-model"  # provider/model
     with pytest.raises(openai.NotFoundError) as info:
         await client.models.retrieve("no-such-model")
     assert info.value.code == "model_not_found"
@@ -45,8 +50,9 @@ async def test_openai_sdk_lists_and_retrieves(gw: RunningServer) -> None:
 
 
 async def test_anthropic_sdk_gets_anthropics_format(gw: RunningServer) -> None:
-    client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="x", max_retries=0,
-                                      _strict_response_validation=True)
+    client = anthropic.AsyncAnthropic(
+        base_url=gw.url, api_key="x", max_retries=0, _strict_response_validation=True
+    )
     listed = [m async for m in client.models.list()]
     assert sorted(m.id for m in listed) == sorted([*MODELS, "fast"])
     assert all(m.type == "model" and m.display_name == m.id and m.lifecycle == "active" for m in listed)

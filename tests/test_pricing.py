@@ -35,12 +35,16 @@ def test_unknown_model_has_no_cost_and_self_hosted_is_unpriced() -> None:
 
 def test_mock_provider_priced_as_the_model_it_imitates() -> None:
     p = Pricer({})
-    assert p.cost("mock", "mock-a", "gpt-4o-mini", "gpt-4o-mini", Usage(input_tokens=10**6)) == pytest.approx(0.15)
+    assert p.cost("mock", "mock-a", "gpt-4o-mini", "gpt-4o-mini", Usage(input_tokens=10**6)) == pytest.approx(
+        0.15
+    )
 
 
 def test_two_aliases_of_one_upstream_model_keep_their_own_prices() -> None:
     """Overrides may be keyed by the public name; the first alias resolved used to price the other."""
-    pricer = Pricer({"fast": PriceConfig(input=1.0, output=1.0), "cheap": PriceConfig(input=100.0, output=100.0)})
+    pricer = Pricer(
+        {"fast": PriceConfig(input=1.0, output=1.0), "cheap": PriceConfig(input=100.0, output=100.0)}
+    )
     million_in = Usage(input_tokens=1_000_000, output_tokens=0)
     assert pricer.cost("openai", "p", "gpt-4o-mini", "fast", million_in) == pytest.approx(1.0)
     assert pricer.cost("openai", "p", "gpt-4o-mini", "cheap", million_in) == pytest.approx(100.0)

@@ -84,7 +84,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         mock_port = free_port()
         mock = tollway("mock", "--port", str(mock_port), log=work / "mock.log")
         procs.append(mock)
-        prices = "\n".join(f'[prices."{m}"]\ninput = {p["input"]}\noutput = {p["output"]}' for m, p in PRICES.items())
+        prices = "\n".join(
+            f'[prices."{m}"]\ninput = {p["input"]}\noutput = {p["output"]}' for m, p in PRICES.items()
+        )
         config = work / "tollway.toml"
         config.write_text(f"""
 [storage]
@@ -111,8 +113,10 @@ models = ["gpt-4o-mini"]
         secrets, key_ids = asyncio.run(_create_keys(db_url))
         ports = [free_port() for _ in range(GATEWAYS)]
         logs = [work / f"gateway{i}.log" for i in range(GATEWAYS)]
-        procs += [tollway("start", "--config", str(config), "--port", str(port), log=log)
-                  for port, log in zip(ports, logs, strict=True)]
+        procs += [
+            tollway("start", "--config", str(config), "--port", str(port), log=log)
+            for port, log in zip(ports, logs, strict=True)
+        ]
         wait_for(mock_port, mock, "/__mock/stats")
         for port, proc in zip(ports, procs[1:], strict=True):
             wait_for(port, proc)
@@ -135,8 +139,10 @@ async def _create_keys(db_url: str) -> tuple[dict[str, str], dict[str, str]]:
         repo = KeyRepository(store.db)
         secrets: dict[str, str] = {}
         ids: dict[str, str] = {}
-        specs: list[dict[str, Any]] = [{"name": "budget", "budget": BUDGET_CALLS * CALL_COST},
-                                       {"name": "rpm", "rpm": RPM}]
+        specs: list[dict[str, Any]] = [
+            {"name": "budget", "budget": BUDGET_CALLS * CALL_COST},
+            {"name": "rpm", "rpm": RPM},
+        ]
         for spec in specs:
             key, secrets[spec["name"]] = await repo.create(KeySpec.parse(spec))
             ids[key.name] = key.id
@@ -146,10 +152,14 @@ async def _create_keys(db_url: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 async def call(session: aiohttp.ClientSession, port: int, secret: str) -> tuple[int, Any]:
-    body = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS,
-                         "messages": [{"role": "user", "content": PROMPT}]})
-    async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                            headers={"Authorization": f"Bearer {secret}"}) as r:
+    body = orjson.dumps(
+        {"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": PROMPT}]}
+    )
+    async with session.post(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=body,
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as r:
         return r.status, orjson.loads(await r.read())
 
 
@@ -163,8 +173,9 @@ async def logged(db_url: str, key_id: str, expected: int) -> tuple[int, float]:
     conn = await asyncpg.connect(db_url)
     try:
         for _ in range(100):
-            rows, cost = await conn.fetchrow("SELECT count(*), coalesce(sum(cost), 0) FROM requests WHERE key_id = $1",
-                                             key_id)
+            rows, cost = await conn.fetchrow(
+                "SELECT count(*), coalesce(sum(cost), 0) FROM requests WHERE key_id = $1", key_id
+            )
             if rows >= expected:
                 return rows, cost
             await asyncio.sleep(0.05)
@@ -189,14 +200,18 @@ async def test_requests_per_minute_is_global(cluster: Cluster) -> None:
     results = await burst(cluster, cluster.secrets["rpm"], 3 * RPM)
     statuses = [status for status, _ in results]
     assert statuses.count(200) == RPM and statuses.count(429) == 2 * RPM
-    assert all(f"{RPM} requests per minute" in body["error"]["message"] for status, body in results if status == 429)
+    assert all(
+        f"{RPM} requests per minute" in body["error"]["message"] for status, body in results if status == 429
+    )
 
 
 async def test_keys_never_in_clear_in_database_or_logs(cluster: Cluster) -> None:
     await burst(cluster, cluster.secrets["rpm"] + "-wrong", 4)
     conn = await asyncpg.connect(cluster.db_url)
     try:
-        tables = [r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        tables = [
+            r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
         dump = "".join([str(await conn.fetch(f'SELECT * FROM "{t}"')) for t in tables])
     finally:
         await conn.close()
@@ -223,8 +238,20 @@ class ThrowawayRedis:
     def start(self) -> None:
         server = shutil.which("redis-server")
         assert server is not None, "redis-server must be installed"
-        self._proc = subprocess.Popen([server, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                                       "--dir", str(self._workdir)], stdout=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(300):
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
@@ -254,15 +281,29 @@ async def health(gw: RunningServer) -> dict[str, Any]:
 
 
 async def test_redis_outage_follows_the_policy_and_recovers(
-        gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, tmp_path: Path,
-        throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture) -> None:
+    gateway_factory: GatewayFactory,
+    mock_a: RunningMock,
+    mock_b: RunningMock,
+    tmp_path: Path,
+    throwaway_redis: ThrowawayRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     port = throwaway_redis.port
     gateways: dict[str, RunningServer] = {}
     secrets: dict[str, str] = {}
     for policy in ("fail_open", "fail_closed"):
-        cfg = two_provider_config(mock_a.url, mock_b.url, prices=PRICES, limits={
-            "backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0", "on_unavailable": policy,
-            "redis_timeout": 0.2, "redis_prefix": f"outage-{policy}"})
+        cfg = two_provider_config(
+            mock_a.url,
+            mock_b.url,
+            prices=PRICES,
+            limits={
+                "backend": "redis",
+                "redis_url": f"redis://127.0.0.1:{port}/0",
+                "on_unavailable": policy,
+                "redis_timeout": 0.2,
+                "redis_prefix": f"outage-{policy}",
+            },
+        )
         gw = gateways[policy] = await gateway_factory(cfg, storage=f"sqlite:///{tmp_path / policy}.db")
         rt = gw.gateway.runtime
         assert rt is not None and rt.keys is not None
@@ -270,15 +311,30 @@ async def test_redis_outage_follows_the_policy_and_recovers(
 
     async def chat(policy: str) -> tuple[int, CIMultiDict[str], Any]:
         gw = gateways[policy]
-        body = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS,
-                             "messages": [{"role": "user", "content": PROMPT}]})
-        async with aiohttp.ClientSession() as s, s.post(f"{gw.url}/v1/chat/completions", data=body,
-                                                        headers={"Authorization": f"Bearer {secrets[policy]}"}) as r:
+        body = orjson.dumps(
+            {
+                "model": "gpt-4o-mini",
+                "max_tokens": MAX_TOKENS,
+                "messages": [{"role": "user", "content": PROMPT}],
+            }
+        )
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{gw.url}/v1/chat/completions",
+                data=body,
+                headers={"Authorization": f"Bearer {secrets[policy]}"},
+            ) as r,
+        ):
             return r.status, CIMultiDict(r.headers), orjson.loads(await r.read())
 
     for policy in gateways:
         assert (await chat(policy))[0] == 200
-        assert (await health(gateways[policy]))["limits"] == {"backend": "redis", "state": "ok", "policy": policy}
+        assert (await health(gateways[policy]))["limits"] == {
+            "backend": "redis",
+            "state": "ok",
+            "policy": policy,
+        }
 
     throwaway_redis.kill()  # Redis dies mid-run
     status, headers, _ = await chat("fail_open")

@@ -118,8 +118,18 @@ def test_an_80_column_terminal_still_shows_model_provider_status_and_cost() -> N
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "anthropic" in text and "claude-3-5-haiku" in text and "$1.750000" in text and "…" not in text
     assert "Unpriced" not in text and "Reasoning" not in text
-    saving = SpendRow(group={"provider": "openai", "model": "m"}, requests=1, errors=0, input_tokens=1,
-                      cached_tokens=0, cache_write_tokens=0, output_tokens=1, reasoning_tokens=0, cost=0.0,
-                      unpriced=2, saved=0.5)
+    saving = SpendRow(
+        group={"provider": "openai", "model": "m"},
+        requests=1,
+        errors=0,
+        input_tokens=1,
+        cached_tokens=0,
+        cache_write_tokens=0,
+        output_tokens=1,
+        reasoning_tokens=0,
+        cost=0.0,
+        unpriced=2,
+        saved=0.5,
+    )
     text = render_at(spend_table([saving], "Today", width=80), 80)
     assert "Saved" in text and "$0.500000" in text and "Unpriced" in text  # shown when they have something

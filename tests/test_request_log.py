@@ -42,9 +42,15 @@ async def test_one_row_per_call_with_usage_and_cost(gateway: RunningServer, mock
     await c.close()
     plain, streamed = await rows_of(gateway)
     assert out.usage is not None
-    assert (plain.requested_model, plain.provider, plain.upstream_model, plain.status) == \
-        ("gpt-4o-mini", "mock-a", "gpt-4o-mini", 200)
-    assert plain.input_tokens == out.usage.prompt_tokens and plain.output_tokens == out.usage.completion_tokens
+    assert (plain.requested_model, plain.provider, plain.upstream_model, plain.status) == (
+        "gpt-4o-mini",
+        "mock-a",
+        "gpt-4o-mini",
+        200,
+    )
+    assert (
+        plain.input_tokens == out.usage.prompt_tokens and plain.output_tokens == out.usage.completion_tokens
+    )
     assert plain.cached_tokens == 4 and plain.reasoning_tokens == 3
     assert not plain.stream and plain.ttft_ms is None and plain.attempts == 1 and not plain.usage_estimated
     # gpt-4o-mini list prices: 0.15 $/M input, 0.075 cached, 0.60 output (reasoning billed as output)
@@ -56,27 +62,44 @@ async def test_one_row_per_call_with_usage_and_cost(gateway: RunningServer, mock
     assert plain.request_id != streamed.request_id and plain.request_body is None
 
 
-async def test_failover_and_errors_are_logged(gateway: RunningServer, mock_a: RunningMock,
-                                              mock_b: RunningMock) -> None:
+async def test_failover_and_errors_are_logged(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     await mock_a.set_fault(status=503)
     async with aiohttp.ClientSession() as s:
-        await (await s.post(f"{gateway.url}/v1/chat/completions",
-                            data=orjson.dumps({"model": "gpt-4o-mini", "messages": MSG}))).read()
+        await (
+            await s.post(
+                f"{gateway.url}/v1/chat/completions",
+                data=orjson.dumps({"model": "gpt-4o-mini", "messages": MSG}),
+            )
+        ).read()
         await (await s.post(f"{gateway.url}/v1/chat/completions", data=b"{oops")).read()
-        await (await s.post(f"{gateway.url}/v1/chat/completions",
-                            data=orjson.dumps({"model": "unknown-x", "messages": MSG}))).read()
+        await (
+            await s.post(
+                f"{gateway.url}/v1/chat/completions",
+                data=orjson.dumps({"model": "unknown-x", "messages": MSG}),
+            )
+        ).read()
         await mock_b.set_fault(status=500)
-        await (await s.post(f"{gateway.url}/v1/chat/completions",
-                            data=orjson.dumps({"model": "gpt-4o", "messages": MSG}))).read()
+        await (
+            await s.post(
+                f"{gateway.url}/v1/chat/completions", data=orjson.dumps({"model": "gpt-4o", "messages": MSG})
+            )
+        ).read()
     ok, bad_json, unknown, exhausted = await rows_of(gateway)
     assert (ok.status, ok.provider, ok.attempts) == (200, "mock-b", 2)
     assert (bad_json.status, bad_json.error_type) == (400, "invalid_json")
-    assert (unknown.status, unknown.error_type, unknown.requested_model) == (404, "model_not_found", "unknown-x")
+    assert (unknown.status, unknown.error_type, unknown.requested_model) == (
+        404,
+        "model_not_found",
+        "unknown-x",
+    )
     assert (exhausted.status, exhausted.error_type, exhausted.attempts) == (502, "upstreams_exhausted", 2)
 
 
-async def test_cut_stream_usage_is_estimated(gateway: RunningServer, mock_a: RunningMock,
-                                             mock_b: RunningMock) -> None:
+async def test_cut_stream_usage_is_estimated(
+    gateway: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     for mock in (mock_a, mock_b):
         await mock.set_fault(cut_after=5)
     async with aiohttp.ClientSession() as s:
@@ -92,12 +115,15 @@ async def test_cut_stream_usage_is_estimated(gateway: RunningServer, mock_a: Run
     assert raw.endswith(b"data: [DONE]\n\n")
     cut, no_usage = await rows_of(gateway)
     assert cut.status == 502 and cut.error_type == "stream_interrupted" and cut.stream
-    assert cut.usage_estimated and cut.input_tokens > 0 and cut.output_tokens > 0 and cut.cost and cut.cost > 0
+    assert (
+        cut.usage_estimated and cut.input_tokens > 0 and cut.output_tokens > 0 and cut.cost and cut.cost > 0
+    )
     assert no_usage.status == 200 and no_usage.usage_estimated and no_usage.output_tokens > 0
 
 
-async def test_bodies_are_logged_only_when_configured(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                      mock_b: RunningMock) -> None:
+async def test_bodies_are_logged_only_when_configured(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     gw = await gateway_factory(two_provider_config(mock_a.url, mock_b.url, storage={"log_bodies": True}))
     c = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
     await c.chat.completions.create(model="gpt-4o-mini", messages=MSG)
@@ -108,6 +134,7 @@ async def test_bodies_are_logged_only_when_configured(gateway_factory: GatewayFa
 
 
 # -- a real process, a real signal ----------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -160,27 +187,39 @@ async def stop_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     await drop_pg_database(url)
 
 
-async def test_graceful_stop_loses_no_row(stop_storage: str, tmp_path: Path,
-                                          mock_a: RunningMock, mock_b: RunningMock) -> None:
+async def test_graceful_stop_loses_no_row(
+    stop_storage: str, tmp_path: Path, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     storage = stop_storage
     port = free_port()
     cfg = tmp_path / "tollway.toml"
     write_config(cfg, port, storage, mock_a, mock_b)
-    proc = subprocess.Popen([sys.executable, "-m", "tollway", "start", "--config", str(cfg)],  # noqa: ASYNC220
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "start", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url, proc)
         n = 300
         sem = asyncio.Semaphore(32)
         async with aiohttp.ClientSession() as s:
+
             async def one(i: int) -> int:
                 async with sem:
-                    body = orjson.dumps({"model": "gpt-4o-mini", "stream": i % 3 == 0,
-                                         "messages": [{"role": "user", "content": f"q{i}"}]})
+                    body = orjson.dumps(
+                        {
+                            "model": "gpt-4o-mini",
+                            "stream": i % 3 == 0,
+                            "messages": [{"role": "user", "content": f"q{i}"}],
+                        }
+                    )
                     async with s.post(f"{url}/v1/chat/completions", data=body) as r:
                         await r.read()
                         return r.status
+
             statuses = await asyncio.gather(*(one(i) for i in range(n)))
         assert statuses == [200] * n
         # the flush interval is 5 s: without a flush on SIGTERM most rows would still be queued
@@ -204,12 +243,25 @@ async def test_logs_and_spend_commands(gateway: RunningServer, tmp_path: Path) -
     await rows_of(gateway)
     storage = gateway.gateway.storage
     env = {**os.environ, "COLUMNS": "200"}
-    logs = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tollway", "logs", "--storage", storage],
-                                   check=False, capture_output=True, text=True, timeout=60, env=env)
+    logs = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tollway", "logs", "--storage", storage],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.count("gpt-4o-mini") >= 3 and "mock-a" in logs.stdout
-    spend = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tollway", "spend", "--storage", storage,
-                                                     "--period", "today"],
-                                    check=False, capture_output=True, text=True, timeout=60, env=env)
+    spend = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tollway", "spend", "--storage", storage, "--period", "today"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert spend.returncode == 0, spend.stderr
     assert "mock-a" in spend.stdout and "gpt-4o-mini" in spend.stdout

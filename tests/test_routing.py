@@ -11,11 +11,31 @@ from tollway.routing import MAX_ADHOC, Router
 
 
 def router() -> Router:
-    return Router(parse_config({"providers": [
-        {"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "models": ["m1"]},
-        {"name": "b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k",
-         "models": {"m1": "b-m1"}, "priority": 1},
-    ], "aliases": {"fast": ["b/b-m1"]}}), OpenAICompatible)
+    return Router(
+        parse_config(
+            {
+                "providers": [
+                    {
+                        "name": "a",
+                        "kind": "openai",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "api_key": "k",
+                        "models": ["m1"],
+                    },
+                    {
+                        "name": "b",
+                        "kind": "openai",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "api_key": "k",
+                        "models": {"m1": "b-m1"},
+                        "priority": 1,
+                    },
+                ],
+                "aliases": {"fast": ["b/b-m1"]},
+            }
+        ),
+        OpenAICompatible,
+    )
 
 
 def test_routes_and_explicit_pairs() -> None:

@@ -44,8 +44,9 @@ async def test_a_paraphrase_is_a_hit(gw: RunningServer, mock_a: RunningMock, moc
     assert 0.9 < float(headers["x-tollway-cache-similarity"]) <= 1.0
     assert second.choices[0].message.content == first.choices[0].message.content
     # a streaming client of a paraphrase gets the answer as a stream
-    async with c.chat.completions.stream(model="gpt-4o-mini",
-                                         messages=ask("Be brief.", "What is the capital of France ?")) as s:
+    async with c.chat.completions.stream(
+        model="gpt-4o-mini", messages=ask("Be brief.", "What is the capital of France ?")
+    ) as s:
         final = await s.get_final_completion()
     assert final.choices[0].message.content == first.choices[0].message.content
     assert mock_a.stats()["requests"] + mock_b.stats()["requests"] == 1
@@ -99,9 +100,12 @@ async def prefix() -> AsyncIterator[str]:
     await r.aclose()
 
 
-async def test_the_index_is_shared_through_redis(gateway_factory: GatewayFactory, mock_a: RunningMock,
-                                                 mock_b: RunningMock, prefix: str) -> None:
-    cfg = two_provider_config(mock_a.url, mock_b.url, cache={**SEMANTIC, "backend": "redis", "redis_prefix": prefix})
+async def test_the_index_is_shared_through_redis(
+    gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: RunningMock, prefix: str
+) -> None:
+    cfg = two_provider_config(
+        mock_a.url, mock_b.url, cache={**SEMANTIC, "backend": "redis", "redis_prefix": prefix}
+    )
     one, two = await gateway_factory(cfg), await gateway_factory(cfg)  # two caches, one Redis
     a = openai.AsyncOpenAI(base_url=f"{one.url}/v1", api_key="k", max_retries=0)
     b = openai.AsyncOpenAI(base_url=f"{two.url}/v1", api_key="k", max_retries=0)
@@ -115,15 +119,19 @@ async def test_the_index_is_shared_through_redis(gateway_factory: GatewayFactory
     await b.close()
 
 
-async def test_identical_calls_in_flight_still_share_one_upstream_call(gw: RunningServer, mock_a: RunningMock,
-                                                                       mock_b: RunningMock) -> None:
+async def test_identical_calls_in_flight_still_share_one_upstream_call(
+    gw: RunningServer, mock_a: RunningMock, mock_b: RunningMock
+) -> None:
     import asyncio
 
     await mock_a.set_fault(latency_ms=300)
     c = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
-    results = await asyncio.gather(*(create(c, ask("Be brief.", "How tall is Mount Everest?")) for _ in range(50)))
-    assert {r[1].choices[0].message.content for r in results} and len({r[1].choices[0].message.content
-                                                                       for r in results}) == 1
+    results = await asyncio.gather(
+        *(create(c, ask("Be brief.", "How tall is Mount Everest?")) for _ in range(50))
+    )
+    assert {r[1].choices[0].message.content for r in results} and len(
+        {r[1].choices[0].message.content for r in results}
+    ) == 1
     assert mock_a.stats()["requests"] + mock_b.stats()["requests"] == 1
     statuses = sorted(r[0]["x-tollway-cache"] for r in results)
     assert statuses.count("miss") == 1 and statuses.count("dedup") == 49

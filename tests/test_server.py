@@ -23,8 +23,11 @@ def restore_gc() -> Iterator[None]:
 async def test_a_gateway_process_of_its_own_tunes_the_collector(tmp_path: Path, restore_gc: None) -> None:
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    gateway = Gateway(two_provider_config("http://127.0.0.1:9", "http://127.0.0.1:9"),
-                      storage=f"sqlite:///{tmp_path / 'log.db'}", tune_gc=True)
+    gateway = Gateway(
+        two_provider_config("http://127.0.0.1:9", "http://127.0.0.1:9"),
+        storage=f"sqlite:///{tmp_path / 'log.db'}",
+        tune_gc=True,
+    )
     await gateway.startup()
     try:
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
@@ -37,8 +40,10 @@ async def test_a_gateway_process_of_its_own_tunes_the_collector(tmp_path: Path, 
 async def test_an_embedded_gateway_leaves_the_host_process_alone(tmp_path: Path, restore_gc: None) -> None:
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    gateway = Gateway(two_provider_config("http://127.0.0.1:9", "http://127.0.0.1:9"),
-                      storage=f"sqlite:///{tmp_path / 'log.db'}")
+    gateway = Gateway(
+        two_provider_config("http://127.0.0.1:9", "http://127.0.0.1:9"),
+        storage=f"sqlite:///{tmp_path / 'log.db'}",
+    )
     await gateway.startup()
     try:
         assert gc.get_threshold() == (700, 10, 10)

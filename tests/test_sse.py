@@ -11,7 +11,10 @@ def _all(chunks: list[bytes]) -> list[tuple[str | None, bytes]]:
 
 
 def test_split_across_packets_and_crlf() -> None:
-    raw = b'data: {"a":1}\r\n\r\n: ping\r\n\r\nevent: message_start\r\ndata: {"b":2}\r\n\r\ndata: [DONE]\r\n\r\n'
+    raw = (
+        b'data: {"a":1}\r\n\r\n: ping\r\n\r\n'
+        b'event: message_start\r\ndata: {"b":2}\r\n\r\ndata: [DONE]\r\n\r\n'
+    )
     whole = _all([raw])
     assert whole == [(None, b'{"a":1}'), ("message_start", b'{"b":2}'), (None, b"[DONE]")]
     # every possible split point, including between \r and \n

@@ -122,13 +122,20 @@ def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_storage_url(f"sqlite+aiosqlite:///{absolute}") == StorageURL("sqlite", str(absolute))
     assert absolute.parent.is_dir()
     assert parse_storage_url("postgresql://u@db.example:5433/logs") == StorageURL(
-        "postgresql", "postgresql://u@db.example:5433/logs")
+        "postgresql", "postgresql://u@db.example:5433/logs"
+    )
     postgres = parse_storage_url("postgres://u:p@h/logs")
     assert postgres == StorageURL("postgresql", "postgresql://u:p@h/logs")
     assert str(postgres) == "postgresql://u:***@h/logs"  # what logs and messages show
     assert parse_storage_url("postgresql+asyncpg://u@h/logs").target == "postgresql://u@h/logs"
-    for bad in ("mysql://h/db", "log.db", "sqlite://", "sqlite:///:memory:", "redis://localhost",
-                "postgresql://"):
+    for bad in (
+        "mysql://h/db",
+        "log.db",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "redis://localhost",
+        "postgresql://",
+    ):
         with pytest.raises(ValueError, match="storage url"):
             parse_storage_url(bad)
 
@@ -151,10 +158,14 @@ async def test_database_layer(backend: str, tmp_path: Path, pg_database: str) ->
     db = await connect(f"sqlite:///{tmp_path}/x.db" if backend == "sqlite" else pg_database)
     try:
         await db.execute("CREATE TABLE t (name VARCHAR NOT NULL PRIMARY KEY, n INTEGER, note TEXT)")
-        await db.execute_many("INSERT INTO t (name, n, note) VALUES (?, ?, ?)",
-                              [("a", 1, "it's"), ("b", 2, None), ("c", 3, "?")])
+        await db.execute_many(
+            "INSERT INTO t (name, n, note) VALUES (?, ?, ?)",
+            [("a", 1, "it's"), ("b", 2, None), ("c", 3, "?")],
+        )
         assert await db.fetch("SELECT name, n FROM t WHERE n >= ? ORDER BY name", 2) == [
-            {"name": "b", "n": 2}, {"name": "c", "n": 3}]
+            {"name": "b", "n": 2},
+            {"name": "c", "n": 3},
+        ]
         # a literal question mark is not a placeholder
         assert await db.fetch_value("SELECT name FROM t WHERE note = '?' AND n = ?", 3) == "c"
         assert await db.fetch_one("SELECT n FROM t WHERE name = ?", "zzz") is None
@@ -310,9 +321,11 @@ async def _shape(db: Session) -> dict[str, list[str]]:
         if db.dialect == "sqlite":
             rows = await db.fetch(f"PRAGMA table_info({table})")
         else:
-            rows = await db.fetch("SELECT column_name AS name FROM information_schema.columns "
-                                  "WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position",
-                                  table)
+            rows = await db.fetch(
+                "SELECT column_name AS name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position",
+                table,
+            )
         tables[table] = [r["name"] for r in rows]
     return tables
 
@@ -334,9 +347,15 @@ async def _sqlite_schema(path: str) -> list[list[object]]:
             for table in COLUMNS:
                 out += [[table, *r] for r in conn.execute(f"PRAGMA table_info({table})")]
                 for index in sorted(conn.execute(f"PRAGMA index_list({table})"), key=lambda i: str(i[1])):
-                    out.append([table, *index[1:3], [c[2] for c in conn.execute(f"PRAGMA index_info({index[1]})")]])
-            out += [[" ".join(str(r[0]).split())] for r in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%'")]
+                    out.append(
+                        [table, *index[1:3], [c[2] for c in conn.execute(f"PRAGMA index_info({index[1]})")]]
+                    )
+            out += [
+                [" ".join(str(r[0]).split())]
+                for r in conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '%WHERE%'"
+                )
+            ]
             return out
         finally:
             conn.close()
@@ -360,9 +379,12 @@ async def test_schema_is_what_earlier_versions_created(store: LogStore, tmp_path
         return
     columns = await db.fetch(
         "SELECT table_name, column_name, data_type, is_nullable, coalesce(column_default, '') AS d "
-        "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position")
-    indexes = await db.fetch("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
-                             "ORDER BY tablename, indexname")
+        "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+    )
+    indexes = await db.fetch(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+        "ORDER BY tablename, indexname"
+    )
     assert [list(r.values()) for r in columns] == SCHEMA_V4["postgresql"]["columns"]
     assert [list(r.values()) for r in indexes] == SCHEMA_V4["postgresql"]["indexes"]
 
@@ -471,8 +493,10 @@ async def test_postgres_connections_the_server_kills_are_replaced(pg_database: s
         writer.enqueue(make_row(request_id="before"))
         await written(1)
         name = pg_database.rsplit("/", 1)[1]
-        await _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        await _admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
         for i in range(5):
             writer.enqueue(make_row(request_id=f"after{i}"))
         await written(6)

@@ -304,8 +304,9 @@ def test_gemini_error_envelopes() -> None:
 
 
 def test_embeddings_request() -> None:
-    assert openai_to_gemini_embed_request({"model": "emb", "input": "hello", "user": "u1"}, "text-embedding-004") == {
-        "requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "hello"}]}}]}
+    assert openai_to_gemini_embed_request(
+        {"model": "emb", "input": "hello", "user": "u1"}, "text-embedding-004"
+    ) == {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "hello"}]}}]}
     both = openai_to_gemini_embed_request({"input": ["a", "b"], "dimensions": 256}, "m")
     assert [r["content"]["parts"][0]["text"] for r in both["requests"]] == ["a", "b"]
     assert all(r["outputDimensionality"] == 256 and r["model"] == "models/m" for r in both["requests"])
@@ -321,14 +322,23 @@ def test_embeddings_response() -> None:
     raw = b'{"embeddings": [{"values": [0.5, -0.25]}, {"values": [1, 0.125]}]}'
     kw: dict[str, Any] = {"inputs": 2, "provider": "g", "model": "text-embedding-004", "prompt_tokens": 7}
     floats = gemini_to_openai_embeddings(raw, encoding_format=None, **kw)
-    assert floats == {"object": "list", "model": "text-embedding-004",
-                      "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]},
-                               {"object": "embedding", "index": 1, "embedding": [1, 0.125]}],
-                      "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+    assert floats == {
+        "object": "list",
+        "model": "text-embedding-004",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.5, -0.25]},
+            {"object": "embedding", "index": 1, "embedding": [1, 0.125]},
+        ],
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
     packed = gemini_to_openai_embeddings(raw, encoding_format="base64", **kw)
     assert struct.unpack("<2f", base64.b64decode(packed["data"][1]["embedding"])) == (1.0, 0.125)
-    for broken in (b"<html>", b'{"embeddings": [{"values": [0.5]}]}', b'{"embeddings": [{"values": ["x"]}, {}]}',
-                   b'{"error": {"code": 500}}'):
+    for broken in (
+        b"<html>",
+        b'{"embeddings": [{"values": [0.5]}]}',
+        b'{"embeddings": [{"values": ["x"]}, {}]}',
+        b'{"error": {"code": 500}}',
+    ):
         with pytest.raises(UpstreamError) as info:
             gemini_to_openai_embeddings(broken, encoding_format=None, **kw)
         assert info.value.status == 502 and info.value.retryable

@@ -35,8 +35,14 @@ async def serve(script: Script) -> tuple[asyncio.Server, str]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             for pause, data in script:
                 await asyncio.sleep(pause)
@@ -58,8 +64,19 @@ def parse_error(status: int, raw: bytes, retry_after: float | None) -> UpstreamE
 
 @pytest.fixture
 async def transport() -> AsyncIterator[Transport]:
-    config = parse_config({"providers": [{"name": "up", "kind": "mock", "base_url": "http://127.0.0.1:1/v1",
-                                          "models": ["m"], "timeout": TIMEOUT}]}).providers[0]
+    config = parse_config(
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "kind": "mock",
+                    "base_url": "http://127.0.0.1:1/v1",
+                    "models": ["m"],
+                    "timeout": TIMEOUT,
+                }
+            ]
+        }
+    ).providers[0]
     t = Transport(config, {}, parse_error)
     yield t
     await t.close()
@@ -94,7 +111,7 @@ async def test_slow_but_never_silent_answer_is_not_a_timeout(transport: Transpor
     # the timeout bounds silence, not the whole answer: 1.2 s in all, never 0.3 s without a byte
     body = b'{"ok": true, "padding": "' + b"x" * 40 + b'"}'
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-    pieces = [head, *(body[i:i + 10] for i in range(0, len(body), 10))]
+    pieces = [head, *(body[i : i + 10] for i in range(0, len(body), 10))]
     elapsed, result = await timed_post(transport, [(0.15, p) for p in pieces])
     assert result == body and elapsed > 2 * TIMEOUT
 

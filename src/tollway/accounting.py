@@ -36,19 +36,67 @@ def record(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
         if response_body:
             response_text = response_body.decode("utf-8", "replace")
     # positional: 25 keywords cost three times as much (_ROW_FIELDS pins the order)
-    writer.enqueue(LogRow(
-        call.received_at, call.request_id, call.key_id, call.model, call.provider, call.upstream_model, call.status,
-        call.error_type, call.attempts, latency, ttft, u.input_tokens, u.cached_tokens, u.cache_write_tokens,
-        u.output_tokens, u.reasoning_tokens, call.cost, u.estimated, call.stream, call.cache_status,
-        _ENDPOINTS[call.endpoint], call.tenant, request_text, response_text, call.saved_cost,
-    ))
+    writer.enqueue(
+        LogRow(
+            call.received_at,
+            call.request_id,
+            call.key_id,
+            call.model,
+            call.provider,
+            call.upstream_model,
+            call.status,
+            call.error_type,
+            call.attempts,
+            latency,
+            ttft,
+            u.input_tokens,
+            u.cached_tokens,
+            u.cache_write_tokens,
+            u.output_tokens,
+            u.reasoning_tokens,
+            call.cost,
+            u.estimated,
+            call.stream,
+            call.cache_status,
+            _ENDPOINTS[call.endpoint],
+            call.tenant,
+            request_text,
+            response_text,
+            call.saved_cost,
+        )
+    )
 
 
 _NO_USAGE = Usage()
-_ROW_FIELDS = ("ts", "request_id", "key_id", "requested_model", "provider", "upstream_model", "status", "error_type",
-               "attempts", "latency_ms", "ttft_ms", "input_tokens", "cached_tokens", "cache_write_tokens",
-               "output_tokens", "reasoning_tokens", "cost", "usage_estimated", "stream", "cache_status", "endpoint",
-               "tenant", "request_body", "response_body", "saved_cost")
+_ROW_FIELDS = (
+    "ts",
+    "request_id",
+    "key_id",
+    "requested_model",
+    "provider",
+    "upstream_model",
+    "status",
+    "error_type",
+    "attempts",
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "usage_estimated",
+    "stream",
+    "cache_status",
+    "endpoint",
+    "tenant",
+    "request_body",
+    "response_body",
+    "saved_cost",
+)
 if LogRow._fields != _ROW_FIELDS:
-    raise ImportError("store.LogRow's fields changed order: update accounting.record, which passes them by position")
+    raise ImportError(
+        "store.LogRow's fields changed order: update accounting.record, which passes them by position"
+    )
 _ENDPOINTS = {e: e.value for e in Endpoint}

@@ -57,7 +57,9 @@ async def read_sized_body(receive: Receive, limit: int, length: bytes | None) ->
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"The request body is larger than {limit} bytes, the most this gateway accepts.")
+            raise BodyTooLarge(
+                f"The request body is larger than {limit} bytes, the most this gateway accepts."
+            )
         parts.append(chunk)
         if not message.get("more_body"):
             return b"".join(parts)

@@ -20,7 +20,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an 
 console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -61,11 +63,14 @@ def start(
     embedded_mock = not cfg.providers
     gateway = Gateway(cfg, embedded_mock=embedded_mock, tune_gc=True)
     if embedded_mock:
-        console.print("[yellow]No provider keys or config found: serving the built-in fake providers "
-                      "(mock-a, mock-b) so you can try tollway. Set OPENAI_API_KEY (or others) or use "
-                      "--config for real providers.[/yellow]")
-    console.print(f"tollway listening on [bold]http://{bind_host}:{bind_port}/v1[/bold]   "
-                  f"log: {storage_url(cfg)}")
+        console.print(
+            "[yellow]No provider keys or config found: serving the built-in fake providers "
+            "(mock-a, mock-b) so you can try tollway. Set OPENAI_API_KEY (or others) or use "
+            "--config for real providers.[/yellow]"
+        )
+    console.print(
+        f"tollway listening on [bold]http://{bind_host}:{bind_port}/v1[/bold]   log: {storage_url(cfg)}"
+    )
     # uvicorn re-raises the stop signal once it has shut down; by then every queued log row is
     # flushed, so a graceful stop (SIGTERM/SIGINT) ends with exit status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,8 +90,16 @@ def mock(
     """Run the built-in fake providers (OpenAI wire format) with fault injection."""
     from .mock import MockOptions, run
 
-    run(host, port, MockOptions(api_key=api_key, strict_models=strict_models, chunk_delay_ms=chunk_delay_ms,
-                                reply_words=reply_words))
+    run(
+        host,
+        port,
+        MockOptions(
+            api_key=api_key,
+            strict_models=strict_models,
+            chunk_delay_ms=chunk_delay_ms,
+            reply_words=reply_words,
+        ),
+    )
 
 
 @app.command()
@@ -98,7 +111,9 @@ def demo(
     try:
         import openai  # noqa: F401  - the demo's client, as in a user's app
     except ImportError:
-        raise _fail("the demo drives tollway with the official OpenAI SDK: pip install 'tollway[demo]'") from None
+        raise _fail(
+            "the demo drives tollway with the official OpenAI SDK: pip install 'tollway[demo]'"
+        ) from None
     from .demo import run_demo
 
     asyncio.run(run_demo(requests=requests, concurrency=concurrency))
@@ -124,8 +139,13 @@ def logs(
 def spend(
     config: ConfigOpt = None,
     storage: StorageOpt = None,
-    by: Annotated[str, typer.Option(help="Group by: comma-separated of provider, model, upstream_model, key, tenant, day.")] = "provider,model",
-    period: Annotated[str | None, typer.Option(help="today, week, month or all [default: today and month].")] = None,
+    by: Annotated[
+        str,
+        typer.Option(help="Group by: comma-separated of provider, model, upstream_model, key, tenant, day."),
+    ] = "provider,model",
+    period: Annotated[
+        str | None, typer.Option(help="today, week, month or all [default: today and month].")
+    ] = None,
 ) -> None:
     """Spend by provider and model (today and this month unless --period)."""
     from .reports import print_spend
@@ -149,8 +169,10 @@ def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to che
     out.print(f"listen: http://{cfg.server.host}:{cfg.server.port}/v1   log: {storage_url(cfg)}")
     for p in cfg.providers:
         key = "key set" if p.api_key else "no key"
-        out.print(f"provider [bold]{p.name}[/bold] ({p.kind}) {p.base_url}  {key}, priority {p.priority}, "
-                  f"weight {p.weight}, timeout {p.timeout}s")
+        out.print(
+            f"provider [bold]{p.name}[/bold] ({p.kind}) {p.base_url}  {key}, priority {p.priority}, "
+            f"weight {p.weight}, timeout {p.timeout}s"
+        )
     router = Router(cfg, make_upstream)
     for model in router.models():
         chain = " → ".join(d.key for d in router.candidates(model))
@@ -158,8 +180,11 @@ def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to che
     for name, price in cfg.prices.items():
         out.print(f"price override {name}: ${price.input}/M in, ${price.output}/M out")
     lim = cfg.limits
-    where = (f"redis {lim.redis_url} (prefix {lim.redis_prefix}; if unreachable: {lim.on_unavailable})"
-             if lim.backend == "redis" else "memory (this process only)")
+    where = (
+        f"redis {lim.redis_url} (prefix {lim.redis_prefix}; if unreachable: {lim.on_unavailable})"
+        if lim.backend == "redis"
+        else "memory (this process only)"
+    )
     out.print(f"limits and budgets counted in {where}; budget calendar {cfg.budgets.timezone}")
     for b in cfg.budgets.gateway:
         out.print(f"gateway budget: ${b.amount:g} per {b.period} ({b.action})")

@@ -16,28 +16,57 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # The OpenAI-compatible vendors differ only in data: default base URL and the env var of their key.
 # (Anthropic and Gemini get their own adapters with the translation issue.)
-ProviderKind = Literal["openai", "mistral", "deepseek", "xai", "groq", "together", "ollama", "vllm", "mock",
-                       "anthropic", "gemini"]
+ProviderKind = Literal[
+    "openai",
+    "mistral",
+    "deepseek",
+    "xai",
+    "groq",
+    "together",
+    "ollama",
+    "vllm",
+    "mock",
+    "anthropic",
+    "gemini",
+]
 
 VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "openai": {"base_url": "https://api.openai.com/v1", "env": "OPENAI_API_KEY",
-               "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini", "text-embedding-3-small"]},
-    "mistral": {"base_url": "https://api.mistral.ai/v1", "env": "MISTRAL_API_KEY",
-                "models": ["mistral-small-latest", "mistral-large-latest", "mistral-embed"]},
-    "deepseek": {"base_url": "https://api.deepseek.com/v1", "env": "DEEPSEEK_API_KEY",
-                 "models": ["deepseek-chat", "deepseek-reasoner"]},
+    "openai": {
+        "base_url": "https://api.openai.com/v1",
+        "env": "OPENAI_API_KEY",
+        "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini", "text-embedding-3-small"],
+    },
+    "mistral": {
+        "base_url": "https://api.mistral.ai/v1",
+        "env": "MISTRAL_API_KEY",
+        "models": ["mistral-small-latest", "mistral-large-latest", "mistral-embed"],
+    },
+    "deepseek": {
+        "base_url": "https://api.deepseek.com/v1",
+        "env": "DEEPSEEK_API_KEY",
+        "models": ["deepseek-chat", "deepseek-reasoner"],
+    },
     "xai": {"base_url": "https://api.x.ai/v1", "env": "XAI_API_KEY", "models": ["grok-3", "grok-3-mini"]},
-    "groq": {"base_url": "https://api.groq.com/openai/v1", "env": "GROQ_API_KEY",
-             "models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"]},
+    "groq": {
+        "base_url": "https://api.groq.com/openai/v1",
+        "env": "GROQ_API_KEY",
+        "models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
+    },
     "together": {"base_url": "https://api.together.xyz/v1", "env": "TOGETHER_API_KEY", "models": []},
     "ollama": {"base_url": "http://127.0.0.1:11434/v1", "env": None, "models": []},
     "vllm": {"base_url": "http://127.0.0.1:8000/v1", "env": None, "models": []},
     "mock": {"base_url": "http://127.0.0.1:9000/v1", "env": None, "models": []},
     # native protocols, translated when the client speaks another
-    "anthropic": {"base_url": "https://api.anthropic.com/v1", "env": "ANTHROPIC_API_KEY",
-                  "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"]},
-    "gemini": {"base_url": "https://generativelanguage.googleapis.com/v1beta", "env": "GEMINI_API_KEY",
-               "models": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"]},
+    "anthropic": {
+        "base_url": "https://api.anthropic.com/v1",
+        "env": "ANTHROPIC_API_KEY",
+        "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"],
+    },
+    "gemini": {
+        "base_url": "https://generativelanguage.googleapis.com/v1beta",
+        "env": "GEMINI_API_KEY",
+        "models": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"],
+    },
 }
 
 
@@ -99,7 +128,9 @@ class ProviderConfig(_Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
-            raise ValueError("must be letters, digits, '_', '-' or '.' (it is used in 'provider/model' names)")
+            raise ValueError(
+                "must be letters, digits, '_', '-' or '.' (it is used in 'provider/model' names)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -161,8 +192,9 @@ class BudgetsConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or "
-                             "'Europe/Paris'") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+            ) from None
         return value
 
 
@@ -231,6 +263,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def expand_env(value: Any, environ: dict[str, str] | os._Environ[str] = os.environ) -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in every string of a parsed TOML tree."""
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
@@ -238,6 +271,7 @@ def expand_env(value: Any, environ: dict[str, str] | os._Environ[str] = os.envir
             if default is not None:
                 return default
             raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+
         return _ENV_REF.sub(sub, value)
     if isinstance(value, list):
         return [expand_env(v, environ) for v in value]
@@ -286,17 +320,24 @@ def zero_config(environ: dict[str, str] | os._Environ[str] = os.environ, *, olla
         env = VENDOR_DEFAULTS[kind]["env"]
         key = environ.get(env) or (environ.get("GOOGLE_API_KEY") if kind == "gemini" else None)
         if key:
-            providers.append(ProviderConfig(
-                name=kind, kind=kind, api_key=key,
-                models={m: m for m in VENDOR_DEFAULTS[kind]["models"]},
-            ))
+            providers.append(
+                ProviderConfig(
+                    name=kind,
+                    kind=kind,
+                    api_key=key,
+                    models={m: m for m in VENDOR_DEFAULTS[kind]["models"]},
+                )
+            )
     if ollama:
         providers.append(ProviderConfig(name="ollama", kind="ollama"))
     return Config(providers=providers)
 
 
 def data_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path:
-    """Where the default SQLite log lives: $TOLLWAY_HOME, else $XDG_DATA_HOME/tollway, else ~/.local/share/tollway."""
+    """Where the default SQLite log lives.
+
+    $TOLLWAY_HOME, else $XDG_DATA_HOME/tollway, else ~/.local/share/tollway.
+    """
     if environ.get("TOLLWAY_HOME"):
         return Path(environ["TOLLWAY_HOME"])
     base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

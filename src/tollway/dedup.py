@@ -55,7 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway.dedup")
 
 
-async def join(rt: Runtime, call: Call, lookup: Lookup, candidates: list[Deployment], out: Responder) -> bytes | None:
+async def join(
+    rt: Runtime, call: Call, lookup: Lookup, candidates: list[Deployment], out: Responder
+) -> bytes | None:
     """Answer ``call`` through a shared flight; returns the body sent to a non-streaming client."""
     cache = rt.cache
     assert cache is not None and lookup.key is not None
@@ -78,12 +80,24 @@ class Flight:
         assert lookup.key is not None
         self.rt = rt
         # the upstream call's own record (dataclasses.replace costs more than the rest of a miss)
-        self.call = Call(lead.request_id, lead.protocol, lead.endpoint, lead.body, lead.model, lead.stream,
-                         lead.started, lead.received_at, key_id=lead.key_id, tenant=lead.tenant)
+        self.call = Call(
+            lead.request_id,
+            lead.protocol,
+            lead.endpoint,
+            lead.body,
+            lead.model,
+            lead.stream,
+            lead.started,
+            lead.received_at,
+            key_id=lead.key_id,
+            tenant=lead.tenant,
+        )
         self.candidates = candidates
         self.key = lookup.key
         self.vector = lookup.vector
-        self.recording = Recording(stream=lead.stream, chat=lead.endpoint is Endpoint.CHAT, codec=codec_for(lead))
+        self.recording = Recording(
+            stream=lead.stream, chat=lead.endpoint is Endpoint.CHAT, codec=codec_for(lead)
+        )
         self.readers: list[Call] = []
         self.payer: Call | None = None
         self.registered = False
@@ -142,10 +156,18 @@ class Flight:
         if self.recording.chat and (completion is None or not cacheable(completion)):
             return
         usage = call.usage
-        await cache.put(self.key.digest, Entry(
-            body, call.tenant, call.provider, call.upstream_model, call.cost,
-            usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
-        ))
+        await cache.put(
+            self.key.digest,
+            Entry(
+                body,
+                call.tenant,
+                call.provider,
+                call.upstream_model,
+                call.cost,
+                usage.input_tokens if usage else 0,
+                usage.output_tokens if usage else 0,
+            ),
+        )
         self._stored = True
 
     def _unregister(self) -> None:

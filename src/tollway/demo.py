@@ -75,19 +75,30 @@ async def run_demo(*, requests: int = 2000, concurrency: int = 16, quiet: bool =
     port = _free_port()
     config = db.with_name("demo.toml")
     config.write_text(_CONFIG.format(port=port, storage=storage, a=mock_a.url, b=mock_b.url))
-    gateway = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the demo waits with to_thread
+    gateway = subprocess.Popen(
         [sys.executable, "-m", "tollway", "start", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     url = f"http://127.0.0.1:{port}"
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="demo", max_retries=0, timeout=30)
     tally = Tally()
     started = time.perf_counter()
     try:
         await _wait_ready(url, gateway)
-        console.print(f"gateway (pid {gateway.pid}) at [bold]{url}/v1[/bold]; "
-                      "fake providers mock-a (primary) and mock-b")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
+        console.print(
+            f"gateway (pid {gateway.pid}) at [bold]{url}/v1[/bold]; "
+            "fake providers mock-a (primary) and mock-b"
+        )
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
             task = progress.add_task("mock-a up", total=requests)
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(requests):
@@ -188,7 +199,9 @@ async def _one(client: AsyncOpenAI, i: int, tally: Tally) -> bool:
 
     rng = random.Random(i)
     model = MODELS[0] if rng.random() < 0.75 else MODELS[1]
-    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": rng.choice(PROMPTS) + f" (#{i})"}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": rng.choice(PROMPTS) + f" (#{i})"}
+    ]
     stream = rng.random() < 0.3
     t0 = time.perf_counter()
     try:
@@ -228,7 +241,9 @@ def _report(console: Console, tally: Tally, spend: list[SpendRow], elapsed: floa
     table.add_row("served by", ", ".join(f"{p}: {n}" for p, n in tally.providers.most_common()))
     table.add_row("served while mock-a was down", f"{tally.during_outage_ok} of {tally.during_outage}")
     if lat:
-        table.add_row("latency at the client p50 / p95", f"{_pct(lat, 0.5):.1f} ms / {_pct(lat, 0.95):.1f} ms")
+        table.add_row(
+            "latency at the client p50 / p95", f"{_pct(lat, 0.5):.1f} ms / {_pct(lat, 0.95):.1f} ms"
+        )
     if tally.gateway_ms:
         gw = tally.gateway_ms
         table.add_row("latency in the gateway p50 / p95", f"{_pct(gw, 0.5):.1f} ms / {_pct(gw, 0.95):.1f} ms")
@@ -243,9 +258,17 @@ def _report(console: Console, tally: Tally, spend: list[SpendRow], elapsed: floa
     for row in spend:
         g = row.group
         total_cost += row.cost
-        cost.add_row(g.get("model", ""), g.get("provider", ""), str(row.requests),
-                     str(row.input_tokens), str(row.output_tokens), f"{row.cost:.6f}")
+        cost.add_row(
+            g.get("model", ""),
+            g.get("provider", ""),
+            str(row.requests),
+            str(row.input_tokens),
+            str(row.output_tokens),
+            f"{row.cost:.6f}",
+        )
     cost.add_row("[bold]total spend[/bold]", "", "", "", "", f"[bold]{total_cost:.6f}[/bold]")
     console.print(cost)
-    console.print(f"Every call is in the log. Look at it with:\n  [bold]tollway logs --storage {storage}[/bold]\n"
-                  f"  [bold]tollway spend --storage {storage}[/bold]")
+    console.print(
+        f"Every call is in the log. Look at it with:\n  [bold]tollway logs --storage {storage}[/bold]\n"
+        f"  [bold]tollway spend --storage {storage}[/bold]"
+    )

@@ -70,7 +70,9 @@ class ASGIResponder:
         await self._send({"type": "http.response.body", "body": reply.body})
 
     async def start_stream(self, call: Call) -> None:
-        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers(call)})
+        await self._send(
+            {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.headers(call)}
+        )
 
     async def chunk(self, data: bytes) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})

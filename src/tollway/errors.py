@@ -216,7 +216,9 @@ class UpstreamError(TollwayError):
         self.provider = provider
         self.body = redact(body[:2000].decode("utf-8", "replace"))
         self.retryable = status in _UPSTREAM_RETRYABLE
-        self.type = _OPENAI_TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        self.type = _OPENAI_TYPE_BY_STATUS.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
         self.anthropic_type = _ANTHROPIC_TYPE_BY_STATUS.get(
             status, "api_error" if status >= 500 else "invalid_request_error"
         )

@@ -35,8 +35,11 @@ def _exhausted(call: Call, last: TollwayError | None) -> TollwayError:
     if isinstance(last, TranslationError):
         return last  # the last candidate cannot express the request: the client's 400, as it is
     detail = f" Last error: {last.message}" if last is not None else ""
-    return UpstreamsExhausted(f"All {call.attempts} attempt(s) for '{call.model}' failed.{detail}",
-                              last=last, attempts=call.attempts)
+    return UpstreamsExhausted(
+        f"All {call.attempts} attempt(s) for '{call.model}' failed.{detail}",
+        last=last,
+        attempts=call.attempts,
+    )
 
 
 def _on_failure(rt: Runtime, dep: Deployment, exc: TollwayError) -> None:
@@ -46,8 +49,14 @@ def _on_failure(rt: Runtime, dep: Deployment, exc: TollwayError) -> None:
     dep.fail(exc.message, retry_after=retry_after)
 
 
-async def _first_answer(rt: Runtime, call: Call, candidates: list[Deployment],
-                        attempt: Callable[[Call, Deployment], Awaitable[T]], *, whole: bool) -> T:
+async def _first_answer(
+    rt: Runtime,
+    call: Call,
+    candidates: list[Deployment],
+    attempt: Callable[[Call, Deployment], Awaitable[T]],
+    *,
+    whole: bool,
+) -> T:
     """Try the deployments in order until ``attempt`` gets an answer from one, and close that
     deployment's breaker. A whole answer ends the deployment's request; a stream's first event
     leaves it counted in flight (the relay ends it)."""
@@ -116,8 +125,15 @@ async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Res
     await _relay(rt, call, dep, upstream, pieces, first, out)
 
 
-async def _relay(rt: Runtime, call: Call, dep: Deployment, upstream: ReplyStream, pieces: AsyncIterator[bytes],
-                 first: bytes, out: Responder) -> None:
+async def _relay(
+    rt: Runtime,
+    call: Call,
+    dep: Deployment,
+    upstream: ReplyStream,
+    pieces: AsyncIterator[bytes],
+    first: bytes,
+    out: Responder,
+) -> None:
     try:
         await out.start_stream(call)
         await out.chunk(first)

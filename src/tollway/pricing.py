@@ -21,8 +21,15 @@ log = logging.getLogger("tollway.pricing")
 
 # tollway provider kind -> genai-prices provider id (None: let the library match by model name)
 _PROVIDER_IDS: dict[str, str | None] = {
-    "openai": "openai", "mistral": "mistral", "deepseek": "deepseek", "xai": "x-ai", "groq": "groq",
-    "together": "together", "anthropic": "anthropic", "gemini": "google", "mock": None,
+    "openai": "openai",
+    "mistral": "mistral",
+    "deepseek": "deepseek",
+    "xai": "x-ai",
+    "groq": "groq",
+    "together": "together",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "mock": None,
 }
 _FREE_KINDS = frozenset({"ollama", "vllm"})  # self-hosted: no per-token price unless configured
 
@@ -43,15 +50,20 @@ class Rates:
         fresh = inp - cached - written if inp > cached + written else 0
         out, reasoning = usage.output_tokens, usage.reasoning_tokens
         plain_output = out - reasoning if out > reasoning else 0
-        return (fresh * self.input + usage.cached_tokens * self.cached_input
-                + usage.cache_write_tokens * self.cache_write
-                + plain_output * self.output + usage.reasoning_tokens * self.reasoning)
+        return (
+            fresh * self.input
+            + usage.cached_tokens * self.cached_input
+            + usage.cache_write_tokens * self.cache_write
+            + plain_output * self.output
+            + usage.reasoning_tokens * self.reasoning
+        )
 
 
 def _rates_from_override(p: PriceConfig) -> Rates:
     m = 1e-6
     return Rates(
-        input=p.input * m, output=p.output * m,
+        input=p.input * m,
+        output=p.output * m,
         cached_input=(p.input if p.cached_input is None else p.cached_input) * m,
         cache_write=(p.input if p.cache_write is None else p.cache_write) * m,
         reasoning=(p.output if p.reasoning is None else p.reasoning) * m,
@@ -75,10 +87,14 @@ class _LibraryPrice:
     def cost(self, usage: Usage) -> float:
         from genai_prices import Usage as LibUsage
 
-        result = self._price.calc_price(LibUsage(
-            input_tokens=usage.input_tokens, cache_read_tokens=usage.cached_tokens,
-            cache_write_tokens=usage.cache_write_tokens, output_tokens=usage.output_tokens,
-        ))
+        result = self._price.calc_price(
+            LibUsage(
+                input_tokens=usage.input_tokens,
+                cache_read_tokens=usage.cached_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                output_tokens=usage.output_tokens,
+            )
+        )
         return float(result["total_price"])
 
 
@@ -90,8 +106,9 @@ class Pricer:
         self._overrides = {name: _rates_from_override(p) for name, p in overrides.items()}
         self._cache: dict[tuple[str, str, str], Rates | _LibraryPrice | None] = {}
 
-    def cost(self, provider_kind: str, provider_name: str, upstream_model: str, public_model: str,
-             usage: Usage) -> float | None:
+    def cost(
+        self, provider_kind: str, provider_name: str, upstream_model: str, public_model: str, usage: Usage
+    ) -> float | None:
         """Dollars for this usage, or None when the model has no known price."""
         # the public name is part of the key: two aliases of one upstream model may be priced apart
         key = (provider_name, upstream_model, public_model)
@@ -100,10 +117,14 @@ class Pricer:
         except KeyError:
             if len(self._cache) >= MAX_RESOLVED:
                 self._cache.clear()
-            price = self._cache[key] = self._resolve(provider_kind, provider_name, upstream_model, public_model)
+            price = self._cache[key] = self._resolve(
+                provider_kind, provider_name, upstream_model, public_model
+            )
         return None if price is None else price.cost(usage)
 
-    def _resolve(self, kind: str, name: str, upstream_model: str, public_model: str) -> Rates | _LibraryPrice | None:
+    def _resolve(
+        self, kind: str, name: str, upstream_model: str, public_model: str
+    ) -> Rates | _LibraryPrice | None:
         for ref in (f"{name}/{upstream_model}", upstream_model, public_model):
             if ref in self._overrides:
                 return self._overrides[ref]
@@ -113,18 +134,31 @@ class Pricer:
         from genai_prices import calc_price
 
         try:
-            found = calc_price(LibUsage(input_tokens=0, output_tokens=0), model_ref=upstream_model,
-                               provider_id=_PROVIDER_IDS.get(kind))
+            found = calc_price(
+                LibUsage(input_tokens=0, output_tokens=0),
+                model_ref=upstream_model,
+                provider_id=_PROVIDER_IDS.get(kind),
+            )
         except LookupError:
-            log.warning("no price known for %s/%s: its calls are logged with no cost "
-                        "(add a [prices] entry to set one)", name, upstream_model)
+            log.warning(
+                "no price known for %s/%s: its calls are logged with no cost "
+                "(add a [prices] entry to set one)",
+                name,
+                upstream_model,
+            )
             return None
         mp = found.model_price
-        rates = [_plain(getattr(mp, f, None)) for f in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")]
+        rates = [
+            _plain(getattr(mp, f, None))
+            for f in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+        ]
         if any(r is None for r in rates):
             return _LibraryPrice(mp)
         inp, out, cread, cwrite = (r or 0.0 for r in rates)
-        return Rates(input=inp, output=out,
-                     cached_input=cread if getattr(mp, "cache_read_mtok", None) is not None else inp,
-                     cache_write=cwrite if getattr(mp, "cache_write_mtok", None) is not None else inp,
-                     reasoning=out)
+        return Rates(
+            input=inp,
+            output=out,
+            cached_input=cread if getattr(mp, "cache_read_mtok", None) is not None else inp,
+            cache_write=cwrite if getattr(mp, "cache_write_mtok", None) is not None else inp,
+            reasoning=out,
+        )

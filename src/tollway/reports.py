@@ -55,12 +55,19 @@ def logs_table(rows: list[LogRow], *, width: int = WIDE) -> Table:
     Below ``WIDE`` columns only the essential columns are shown."""
     wide = width >= WIDE
     columns = [c for c in _LOG_COLUMNS if wide or c.essential]
-    table = Table(title="Recent requests", header_style="bold", box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
-                  pad_edge=wide, padding=(0, 1) if wide else (0, 1, 0, 0))
+    table = Table(
+        title="Recent requests",
+        header_style="bold",
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+        pad_edge=wide,
+        padding=(0, 1) if wide else (0, 1, 0, 0),
+    )
     for c in columns:
         # Fixed-format columns never wrap, so in a narrow terminal the free-text columns give way:
         # folded onto more lines, never cut short.
-        table.add_column(c.title, justify=c.justify, no_wrap=c.fixed, overflow="ellipsis" if c.fixed else "fold")
+        table.add_column(
+            c.title, justify=c.justify, no_wrap=c.fixed, overflow="ellipsis" if c.fixed else "fold"
+        )
     for row in rows:
         table.add_row(*(c.cell(row) for c in columns))
     return table
@@ -83,8 +90,12 @@ _LOG_COLUMNS = (
     _LogColumn("Time", lambda r: time.strftime("%H:%M:%S", time.localtime(r.ts)), justify="left"),
     _LogColumn("Request", lambda r: r.request_id[-8:], essential=False, justify="left"),
     _LogColumn("Model", lambda r: r.requested_model, fixed=False, justify="left"),
-    _LogColumn("Upstream", lambda r: f"{r.provider}/{r.upstream_model}" if r.provider else UNKNOWN,
-               fixed=False, justify="left"),
+    _LogColumn(
+        "Upstream",
+        lambda r: f"{r.provider}/{r.upstream_model}" if r.provider else UNKNOWN,
+        fixed=False,
+        justify="left",
+    ),
     _LogColumn("Status", _status, fixed=False, justify="left"),
     _LogColumn("Att", lambda r: str(r.attempts), essential=False),
     _LogColumn("ms", lambda r: _ms(r.latency_ms)),
@@ -96,7 +107,9 @@ _LOG_COLUMNS = (
 )
 
 
-def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = None, width: int = WIDE) -> Table:
+def spend_table(
+    rows: list[SpendRow], title: str, *, by: Sequence[str] | None = None, width: int = WIDE
+) -> Table:
     """Totals per group with a total line. Group columns come from ``by`` or the rows themselves.
     Below ``WIDE`` columns the cached and reasoning columns are left out, and the saved and unpriced
     ones unless they have something to show."""
@@ -105,9 +118,14 @@ def spend_table(rows: list[SpendRow], title: str, *, by: Sequence[str] | None = 
     unpriced = sum(r.unpriced for r in rows)
     show_unpriced = wide or bool(unpriced)
     keys = list(by) if by is not None else (list(rows[0].group) if rows else [])
-    table = Table(title=title, header_style="bold", show_footer=bool(rows),
-                  box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide,
-                  padding=(0, 1) if wide else (0, 1, 0, 0))
+    table = Table(
+        title=title,
+        header_style="bold",
+        show_footer=bool(rows),
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+        pad_edge=wide,
+        padding=(0, 1) if wide else (0, 1, 0, 0),
+    )
     for index, key in enumerate(keys):
         table.add_column(_GROUP_TITLES.get(key, key), footer="Total" if index == 0 else "", overflow="fold")
     counts: list[tuple[str, Callable[[SpendRow], int]]] = [

@@ -31,7 +31,9 @@ class Router:
         self._providers = {p.name: p for p in config.providers}
         self._upstreams = {p.name: upstream_for(p) for p in config.providers}
         self._deployments: dict[tuple[str, str], Deployment] = {}
-        self._adhoc: OrderedDict[tuple[str, str], Deployment] = OrderedDict()  # provider/model pairs no route names
+        self._adhoc: OrderedDict[tuple[str, str], Deployment] = (
+            OrderedDict()
+        )  # provider/model pairs no route names
         self._routes: dict[str, list[list[Deployment]]] = {}
         for alias, targets in config.aliases.items():
             self._routes[alias] = [[self._deployment(*t.split("/", 1), public=alias)] for t in targets]
@@ -52,8 +54,9 @@ class Router:
         key = (provider, upstream_model)
         if key not in self._deployments:
             cfg = self._providers[provider]
-            self._deployments[key] = Deployment(cfg, self._upstreams[provider], public, upstream_model,
-                                                self._config.health)
+            self._deployments[key] = Deployment(
+                cfg, self._upstreams[provider], public, upstream_model, self._config.health
+            )
         return self._deployments[key]
 
     def candidates(self, model: str) -> list[Deployment]:
@@ -63,8 +66,11 @@ class Router:
             provider, sep, upstream_model = model.partition("/")
             if sep and provider in self._providers and upstream_model:
                 return [self._explicit(provider, upstream_model, public=model)]
-            raise ModelNotFound(f"The model '{model}' does not exist or is not served by this gateway. "
-                                "GET /v1/models lists the models it serves.", param="model")
+            raise ModelNotFound(
+                f"The model '{model}' does not exist or is not served by this gateway. "
+                "GET /v1/models lists the models it serves.",
+                param="model",
+            )
         out: list[Deployment] = []
         for group in groups:
             if len(group) > 1:
@@ -85,8 +91,9 @@ class Router:
             idle = next((k for k, d in self._adhoc.items() if d.inflight == 0), None)
             if idle is not None:
                 del self._adhoc[idle]
-        dep = self._adhoc[key] = Deployment(self._providers[provider], self._upstreams[provider], public,
-                                            upstream_model, self._config.health)
+        dep = self._adhoc[key] = Deployment(
+            self._providers[provider], self._upstreams[provider], public, upstream_model, self._config.health
+        )
         return dep
 
     def serves(self, model: str) -> bool:

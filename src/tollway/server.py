@@ -62,8 +62,14 @@ def make_upstream(provider: ProviderConfig) -> Upstream:
 class Gateway:
     """The ASGI application."""
 
-    def __init__(self, config: Config, *, storage: str | None = None, embedded_mock: bool = False,
-                 tune_gc: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        storage: str | None = None,
+        embedded_mock: bool = False,
+        tune_gc: bool = False,
+    ) -> None:
         self.config = config
         self._tune_gc = tune_gc  # a process of its own (tollway start), not a test embedding it
         self.storage = storage if storage is not None else storage_url(config)
@@ -81,29 +87,51 @@ class Gateway:
         for priority, name in enumerate(("mock-a", "mock-b")):
             mock = await start_mock(options=MockOptions(models=models))
             self._mocks.append(mock)
-            providers.append(ProviderConfig(name=name, kind="mock", base_url=f"{mock.url}/v1",
-                                            models={m: m for m in models}, priority=priority))
+            providers.append(
+                ProviderConfig(
+                    name=name,
+                    kind="mock",
+                    base_url=f"{mock.url}/v1",
+                    models={m: m for m in models},
+                    priority=priority,
+                )
+            )
         self.config = self.config.model_copy(update={"providers": providers})
 
     async def startup(self) -> None:
         if self._embedded_mock and not self._mocks:
             await self._start_embedded_mocks()
         store = await LogStore.open(self.storage)
-        writer = LogWriter(store, batch_size=self.config.storage.batch_size,
-                           flush_interval=self.config.storage.flush_interval)
+        writer = LogWriter(
+            store,
+            batch_size=self.config.storage.batch_size,
+            flush_interval=self.config.storage.flush_interval,
+        )
         await writer.start()
         self._store = store
         pricer = Pricer(self.config.prices)
         kc = self.config.keys
-        keys = KeyCache(KeyRepository(store.db), refresh_interval=kc.refresh_interval,
-                        negative_ttl=kc.negative_ttl, required=kc.auth == "required")
+        keys = KeyCache(
+            KeyRepository(store.db),
+            refresh_interval=kc.refresh_interval,
+            negative_ttl=kc.negative_ttl,
+            required=kc.auth == "required",
+        )
         await keys.start()
         limiter = make_limiter(self.config, pricer, store)
         await limiter.start()
         cache = make_cache(self.config)
         await cache.start()
-        self.runtime = Runtime(self.config, Router(self.config, make_upstream), pricer, writer, store,
-                               keys=keys, limits=limiter, cache=cache)
+        self.runtime = Runtime(
+            self.config,
+            Router(self.config, make_upstream),
+            pricer,
+            writer,
+            store,
+            keys=keys,
+            limits=limiter,
+            cache=cache,
+        )
         if self._tune_gc:
             tune_process_gc()
 
@@ -155,10 +183,14 @@ class Gateway:
             err = TollwayError("The gateway is starting or stopping.")
             err.status = 503
         else:
-            err = MethodNotAllowed(f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}.")
+            err = MethodNotAllowed(
+                f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}."
+            )
         import orjson
 
-        await respond(send, err.status, orjson.dumps(err.openai_envelope()), [(b"content-type", b"application/json")])
+        await respond(
+            send, err.status, orjson.dumps(err.openai_envelope()), [(b"content-type", b"application/json")]
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -199,9 +231,19 @@ def tune_process_gc() -> None:
 
 def uvicorn_config(app: Any, host: str, port: int, *, fd: int | None = None) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, fd=fd, loop="uvloop", http="httptools", lifespan="on",
-        access_log=False, log_level="warning", timeout_graceful_shutdown=10, server_header=False,
-        date_header=False, proxy_headers=False,
+        app,
+        host=host,
+        port=port,
+        fd=fd,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+        date_header=False,
+        proxy_headers=False,
     )
 
 
@@ -225,8 +267,9 @@ class RunningServer:
         await self.close()
 
 
-async def start_server(config: Config, *, host: str = "127.0.0.1", port: int = 0,
-                       storage: str | None = None) -> RunningServer:
+async def start_server(
+    config: Config, *, host: str = "127.0.0.1", port: int = 0, storage: str | None = None
+) -> RunningServer:
     """Serve a gateway inside the running event loop (tests, the demo). Port 0 picks a free port."""
     gateway = Gateway(config, storage=storage)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -36,5 +36,7 @@ def estimate_prompt(body: dict[str, Any]) -> int:
     if isinstance(inp, str):
         return estimate_text(inp)
     if isinstance(inp, list):
-        return sum(estimate_text(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 0 for x in inp)
+        return sum(
+            estimate_text(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 0 for x in inp
+        )
     return 0

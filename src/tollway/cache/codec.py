@@ -60,7 +60,10 @@ class OpenAICodec:
         return orjson.dumps(completion)
 
     def stream(self, completion: dict[str, Any], *, include_usage: bool) -> bytes:
-        return b"".join(encode_json(c) for c in synthesize_chunks(completion, include_usage=include_usage)) + DONE
+        return (
+            b"".join(encode_json(c) for c in synthesize_chunks(completion, include_usage=include_usage))
+            + DONE
+        )
 
 
 class AnthropicCodec:
@@ -75,7 +78,9 @@ class AnthropicCodec:
 
     def read(self, event: SSEEvent) -> tuple[list[dict[str, Any]], bool]:
         if self._reader is None:
-            self._reader = AnthropicToOpenAIStream(model=self._model, request_id=self._request_id, include_usage=True)
+            self._reader = AnthropicToOpenAIStream(
+                model=self._model, request_id=self._request_id, include_usage=True
+            )
         data = orjson.loads(event.data)
         if not isinstance(data, dict):
             raise TypeError("not an event")

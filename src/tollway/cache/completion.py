@@ -53,7 +53,11 @@ class _Choice:
             msg["reasoning_content"] = "".join(self.reasoning)
         if self.tool_calls:
             msg["tool_calls"] = [
-                {"id": tc.id, "type": tc.type, "function": {"name": tc.name, "arguments": "".join(tc.arguments)}}
+                {
+                    "id": tc.id,
+                    "type": tc.type,
+                    "function": {"name": tc.name, "arguments": "".join(tc.arguments)},
+                }
                 for _, tc in sorted(self.tool_calls.items())
             ]
         return msg
@@ -73,8 +77,11 @@ class Assembler:
     def feed(self, chunk: dict[str, Any]) -> bool:
         """Take one chunk; True when it is the usage-only chunk (no choices) that ends a stream."""
         if not self._top:
-            self._top = {"id": chunk.get("id", ""), "created": chunk.get("created", 0),
-                         "model": chunk.get("model", "")}
+            self._top = {
+                "id": chunk.get("id", ""),
+                "created": chunk.get("created", 0),
+                "model": chunk.get("model", ""),
+            }
             for name in _TOP_FIELDS:
                 if chunk.get(name) is not None:
                     self._top[name] = chunk[name]
@@ -135,14 +142,21 @@ class Assembler:
             return None
         choices = []
         for index, c in sorted(self._choices.items()):
-            choices.append({
-                "index": index, "message": c.message(),
-                "logprobs": {"content": c.logprobs, "refusal": None} if c.logprobs else None,
-                "finish_reason": c.finish_reason,
-            })
-        out: dict[str, Any] = {"id": self._top.get("id", ""), "object": "chat.completion",
-                               "created": self._top.get("created", 0), "model": self._top.get("model", ""),
-                               "choices": choices}
+            choices.append(
+                {
+                    "index": index,
+                    "message": c.message(),
+                    "logprobs": {"content": c.logprobs, "refusal": None} if c.logprobs else None,
+                    "finish_reason": c.finish_reason,
+                }
+            )
+        out: dict[str, Any] = {
+            "id": self._top.get("id", ""),
+            "object": "chat.completion",
+            "created": self._top.get("created", 0),
+            "model": self._top.get("model", ""),
+            "choices": choices,
+        }
         for name in _TOP_FIELDS:
             if name in self._top:
                 out[name] = self._top[name]
@@ -172,8 +186,12 @@ def usage_chunk(completion: dict[str, Any], usage: dict[str, Any]) -> bytes:
 
 
 def _chunk(completion: dict[str, Any], choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": completion.get("id", ""), "object": "chat.completion.chunk",
-                           "created": completion.get("created", 0), "model": completion.get("model", "")}
+    out: dict[str, Any] = {
+        "id": completion.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
     for name in _TOP_FIELDS:
         if name in completion:
             out[name] = completion[name]
@@ -182,7 +200,9 @@ def _chunk(completion: dict[str, Any], choices: list[dict[str, Any]], **extra: A
     return out
 
 
-def _delta(index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
+def _delta(
+    index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
 
@@ -194,15 +214,33 @@ def synthesize_chunks(completion: dict[str, Any], *, include_usage: bool) -> lis
         message = choice.get("message") or {}
         chunks.append(_chunk(completion, [_delta(index, {"role": "assistant", "content": ""})]))
         if message.get("reasoning_content"):
-            chunks.append(_chunk(completion, [_delta(index, {"reasoning_content": message["reasoning_content"]})]))
+            chunks.append(
+                _chunk(completion, [_delta(index, {"reasoning_content": message["reasoning_content"]})])
+            )
         if message.get("content") or choice.get("logprobs"):
-            chunks.append(_chunk(completion, [_delta(index, {"content": message.get("content") or ""},
-                                                     logprobs=choice.get("logprobs"))]))
+            chunks.append(
+                _chunk(
+                    completion,
+                    [
+                        _delta(
+                            index, {"content": message.get("content") or ""}, logprobs=choice.get("logprobs")
+                        )
+                    ],
+                )
+            )
         if message.get("refusal"):
             chunks.append(_chunk(completion, [_delta(index, {"refusal": message["refusal"]})]))
         for i, tc in enumerate(message.get("tool_calls") or ()):
-            delta = {"tool_calls": [{"index": i, "id": tc.get("id"), "type": tc.get("type", "function"),
-                                     "function": tc.get("function") or {}}]}
+            delta = {
+                "tool_calls": [
+                    {
+                        "index": i,
+                        "id": tc.get("id"),
+                        "type": tc.get("type", "function"),
+                        "function": tc.get("function") or {},
+                    }
+                ]
+            }
             chunks.append(_chunk(completion, [_delta(index, delta)]))
         chunks.append(_chunk(completion, [_delta(index, {}, choice.get("finish_reason"))]))
     usage = completion.get("usage")

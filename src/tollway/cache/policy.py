@@ -59,8 +59,14 @@ class Policy:
         if on is None:
             on = next((v for m, v in self._patterns if fnmatchcase(model, m)), self._config.enabled)
         sem = self._config.semantic
-        semantic = on and sem.enabled and (not self._semantic_models or any(
-            model == m or fnmatchcase(model, m) for m in self._semantic_models))
+        semantic = (
+            on
+            and sem.enabled
+            and (
+                not self._semantic_models
+                or any(model == m or fnmatchcase(model, m) for m in self._semantic_models)
+            )
+        )
         if len(self._memo) < 4096:
             self._memo[model] = (on, semantic)
         return on, semantic

@@ -71,7 +71,11 @@ class Recording:
                 chunks, usage_only = self.codec.read(event)
                 for chunk in chunks:
                     self._assembler.feed(chunk)
-            except (ValueError, TypeError, TollwayError):  # not JSON, not understood: pass it on, never store it
+            except (
+                ValueError,
+                TypeError,
+                TollwayError,
+            ):  # not JSON, not understood: pass it on, never store it
                 self._assembler.understood = False
             self.saw_usage |= usage_only
             raw = encode_named_raw(event.event, event.data) if event.event else encode_data(event.data)

@@ -102,7 +102,14 @@ class RedisStore:
         try:
             evicted = await self._put(
                 keys=[self._lru, self._sizes],
-                args=[self.entry_prefix, key, value, max(1, int(ttl * 1000)), self.max_entries, self.max_bytes],
+                args=[
+                    self.entry_prefix,
+                    key,
+                    value,
+                    max(1, int(ttl * 1000)),
+                    self.max_entries,
+                    self.max_bytes,
+                ],
             )
         except (RedisError, OSError) as exc:
             self.errors += 1
@@ -110,8 +117,13 @@ class RedisStore:
         self.evictions += int(evicted)
 
     async def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"backend": self.kind, "max_entries": self.max_entries, "max_bytes": self.max_bytes,
-                               "evictions": self.evictions, "errors": self.errors}
+        out: dict[str, Any] = {
+            "backend": self.kind,
+            "max_entries": self.max_entries,
+            "max_bytes": self.max_bytes,
+            "evictions": self.evictions,
+            "errors": self.errors,
+        }
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zcard(self._lru)

@@ -54,8 +54,12 @@ class RedisIndex(MemoryIndex):
         ttl_ms = max(1, int(self.ttl * 1000))
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, {"d": digest, "t": text.encode(), "v": vector.astype(np.float32).tobytes()},
-                          maxlen=self.max_entries, approximate=True)
+                pipe.xadd(
+                    key,
+                    {"d": digest, "t": text.encode(), "v": vector.astype(np.float32).tobytes()},
+                    maxlen=self.max_entries,
+                    approximate=True,
+                )
                 pipe.pexpire(key, ttl_ms)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
@@ -67,14 +71,20 @@ class RedisIndex(MemoryIndex):
         start = "-" if group is None else "(" + group.last_id
         try:
             while True:
-                rows: list[Any] = list(await self._redis.xrange(self._prefix + name, min=start, max="+",
-                                                                count=500) or ())
+                rows: list[Any] = list(
+                    await self._redis.xrange(self._prefix + name, min=start, max="+", count=500) or ()
+                )
                 for entry_id, fields in rows:
                     raw_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                     vector: Vector = np.frombuffer(bytes(fields[b"v"]), dtype=np.float32)
                     created = int(raw_id.split("-", 1)[0]) / 1000.0
-                    self._local_add(name, bytes(fields[b"d"]).decode(), bytes(fields[b"t"]).decode("utf-8", "replace"),
-                                    vector, created + self.ttl)
+                    self._local_add(
+                        name,
+                        bytes(fields[b"d"]).decode(),
+                        bytes(fields[b"t"]).decode("utf-8", "replace"),
+                        vector,
+                        created + self.ttl,
+                    )
                     mirrored = self._groups.get(name)
                     if mirrored is not None:
                         mirrored.last_id = raw_id

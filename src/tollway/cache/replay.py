@@ -16,8 +16,9 @@ def wants_usage(call: Call) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-async def send_answer(call: Call, out: Responder, body: bytes, completion: dict[str, Any] | None,
-                      codec: Codec | None = None) -> None:
+async def send_answer(
+    call: Call, out: Responder, body: bytes, completion: dict[str, Any] | None, codec: Codec | None = None
+) -> None:
     """``body`` is in the client's protocol; ``completion`` its neutral form, when already known."""
     if not call.stream:
         await out.reply(call, Reply(body, None))

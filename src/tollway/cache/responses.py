@@ -25,7 +25,9 @@ _WARN_EVERY = 30.0  # seconds between two warnings about an unreachable shared s
 
 
 class ResponseCache:
-    def __init__(self, config: CacheConfig, store: AnswerStore, semantic: SemanticCache | None = None) -> None:
+    def __init__(
+        self, config: CacheConfig, store: AnswerStore, semantic: SemanticCache | None = None
+    ) -> None:
         self.config = config
         self.policy = Policy(config)
         self.store = store
@@ -67,10 +69,15 @@ class ResponseCache:
 
     async def stats(self) -> dict[str, Any]:
         return {
-            "enabled": self.config.enabled, "ttl": self.config.ttl,
-            "temperature_policy": self.config.temperature_policy, "dedup": self.config.dedup,
-            "calls": dict(self.counts), "saved_usd": round(self.saved, 10), "in_flight": len(self.flights),
-            "unavailable": self.unavailable, "store": await self.store.stats(),
+            "enabled": self.config.enabled,
+            "ttl": self.config.ttl,
+            "temperature_policy": self.config.temperature_policy,
+            "dedup": self.config.dedup,
+            "calls": dict(self.counts),
+            "saved_usd": round(self.saved, 10),
+            "in_flight": len(self.flights),
+            "unavailable": self.unavailable,
+            "store": await self.store.stats(),
             "semantic": None if self.semantic is None else self.semantic.stats(),
         }
 
@@ -87,8 +94,13 @@ def make_cache(config: Config) -> ResponseCache:
     if c.backend == "redis":
         from .redis import RedisStore  # the redis client is an optional extra
 
-        store = redis_store = RedisStore(c.redis_url, prefix=c.redis_prefix, timeout=c.redis_timeout,
-                           max_entries=c.max_entries, max_bytes=c.max_bytes)
+        store = redis_store = RedisStore(
+            c.redis_url,
+            prefix=c.redis_prefix,
+            timeout=c.redis_timeout,
+            max_entries=c.max_entries,
+            max_bytes=c.max_bytes,
+        )
     else:
         store = MemoryStore(max_entries=c.max_entries, max_bytes=c.max_bytes)
     semantic = None
@@ -102,7 +114,9 @@ def make_cache(config: Config) -> ResponseCache:
         if redis_store is not None:
             from .redis_index import RedisIndex
 
-            index = RedisIndex(redis_store.client, prefix=c.redis_prefix, max_entries=s.max_entries, ttl=c.ttl)
+            index = RedisIndex(
+                redis_store.client, prefix=c.redis_prefix, max_entries=s.max_entries, ttl=c.ttl
+            )
         embedder = make_embedder(s.embedder, model_path=s.model_path, tokenizer_path=s.tokenizer_path)
         semantic = SemanticCache(s, embedder, index)
     return ResponseCache(c, store, semantic)

@@ -78,7 +78,9 @@ class _Group:
         """Keep only the given slots (in order); returns how many were dropped."""
         dropped = self.n - len(keep)
         if dropped:
-            self.vectors = self.vectors[keep].copy() if keep else np.zeros((8, self.vectors.shape[1]), np.float32)
+            self.vectors = (
+                self.vectors[keep].copy() if keep else np.zeros((8, self.vectors.shape[1]), np.float32)
+            )
             self.digests = [self.digests[i] for i in keep]
             self.texts = [self.texts[i] for i in keep]
             self.expires = [self.expires[i] for i in keep]
@@ -123,7 +125,7 @@ class MemoryIndex:
             now = time.time()
             live = [i for i in range(oldest.n) if oldest.expires[i] > now]
             # expired prompts go first; then the older half of the least recently used group
-            keep = live if len(live) < oldest.n else live[len(live) // 2 + 1:]
+            keep = live if len(live) < oldest.n else live[len(live) // 2 + 1 :]
             self.count -= oldest.keep(keep)
             if oldest.n == 0:
                 del self._groups[oldest_name]
@@ -139,7 +141,10 @@ class MemoryIndex:
         if group is None:
             return []
         self._groups.move_to_end(name)
-        return [(score, group.digests[i], group.texts[i]) for score, i in group.search(vector, threshold, time.time())]
+        return [
+            (score, group.digests[i], group.texts[i])
+            for score, i in group.search(vector, threshold, time.time())
+        ]
 
     def forget(self, name: str, digest: str) -> None:
         """The answer behind ``digest`` is gone from the exact cache: stop matching it here."""
@@ -149,8 +154,12 @@ class MemoryIndex:
             self.count -= group.keep([i for i in range(group.n) if i != drop])
 
     def stats(self) -> dict[str, Any]:
-        return {"index": self.kind, "groups": len(self._groups), "prompts": self.count,
-                "max_entries": self.max_entries}
+        return {
+            "index": self.kind,
+            "groups": len(self._groups),
+            "prompts": self.count,
+            "max_entries": self.max_entries,
+        }
 
     async def close(self) -> None:
         self._groups.clear()
@@ -209,10 +218,16 @@ class SemanticCache:
             self.index.forget(key.group, digest)
 
     def stats(self) -> dict[str, Any]:
-        return {"embedder": self.embedder.name, "threshold": self.threshold, "guard": self.guard,
-                "lookups": self.lookups, "matches": self.matches, "vetoed": self.vetoed,
-                "embed_ms_mean": round(self.embed_ms / self.lookups, 3) if self.lookups else None,
-                **self.index.stats()}
+        return {
+            "embedder": self.embedder.name,
+            "threshold": self.threshold,
+            "guard": self.guard,
+            "lookups": self.lookups,
+            "matches": self.matches,
+            "vetoed": self.vetoed,
+            "embed_ms_mean": round(self.embed_ms / self.lookups, 3) if self.lookups else None,
+            **self.index.stats(),
+        }
 
     async def close(self) -> None:
         await self.embedder.close()

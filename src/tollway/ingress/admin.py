@@ -18,8 +18,12 @@ async def health(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Non
         "status": "degraded" if limits is not None and limits["state"] != "ok" else "ok",
         "uptime_s": round(time.time() - rt.started_at, 3),
         "deployments": {"healthy": states["healthy"], "degraded": states["degraded"], "down": states["down"]},
-        "log": None if writer is None else {
-            "written": writer.written, "pending": writer.pending, "dropped": writer.dropped,
+        "log": None
+        if writer is None
+        else {
+            "written": writer.written,
+            "pending": writer.pending,
+            "dropped": writer.dropped,
         },
         "auth": None if rt.keys is None else ("open" if rt.keys.open else "keys"),
         "limits": limits,

@@ -85,7 +85,7 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
     try:
         if not authorized(rt.config, scope):
             raise AuthenticationFailed("An admin token is required: 'Authorization: Bearer <admin token>'.")
-        parts = [p for p in scope["path"][len(PREFIX):].split("/") if p]
+        parts = [p for p in scope["path"][len(PREFIX) :].split("/") if p]
         handler, args = _route(scope["method"], parts)
         body = b""
         if scope["method"] in ("POST", "PUT", "PATCH"):
@@ -110,7 +110,9 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
 def _route(method: str, parts: list[str]) -> tuple[AdminHandler, list[str]]:
     allowed: list[str] = []
     for verb, pattern, handler in _ROUTES:
-        if len(pattern) != len(parts) or any(p != "*" and p != part for p, part in zip(pattern, parts, strict=True)):
+        if len(pattern) != len(parts) or any(
+            p != "*" and p != part for p, part in zip(pattern, parts, strict=True)
+        ):
             continue
         if verb == method:
             return handler, [part for p, part in zip(pattern, parts, strict=True) if p == "*"]
@@ -146,6 +148,7 @@ def _remember(rt: Runtime, key: VirtualKey) -> None:
 
 
 # -- keys -----------------------------------------------------------------------------------------
+
 
 async def list_keys(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
     deleted = params.get("deleted", ["false"])[0].lower() in ("1", "true", "yes")
@@ -210,6 +213,7 @@ def _status_change(status: KeyStatus) -> AdminHandler:
             raise _missing(exc) from None
         _remember(rt, key)
         return 200, key.to_json()
+
     return change
 
 
@@ -223,6 +227,7 @@ async def rotate_key(rt: Runtime, args: list[str], params: Params, body: bytes) 
 
 
 # -- tenants --------------------------------------------------------------------------------------
+
 
 async def list_tenants(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
     repo = _repo(rt)
@@ -259,14 +264,16 @@ async def delete_tenant(rt: Runtime, args: list[str], params: Params, body: byte
 
 # -- spend ----------------------------------------------------------------------------------------
 
+
 async def spend(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
     if rt.store is None:
         raise NotFound("This gateway keeps no request log.")
     by = [g.strip() for g in ",".join(params.get("by", ["key"])).split(",") if g.strip()]
     unknown = [g for g in by if g not in GROUP_KEYS]
     if unknown:
-        raise InvalidRequest(f"Cannot group spend by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}.",
-                             param="by")
+        raise InvalidRequest(
+            f"Cannot group spend by {', '.join(unknown)}; choose from {', '.join(GROUP_KEYS)}.", param="by"
+        )
     period = params.get("period", ["month"])[0]
     try:
         since = start_of(period, ZoneInfo(rt.config.budgets.timezone), time.time())
@@ -280,11 +287,27 @@ async def spend(rt: Runtime, args: list[str], params: Params, body: bytes) -> tu
         if "key" in group:
             group["key_id"] = group["key"] or None
             group["key"] = names.get(group["key"], group["key"]) or None
-        data.append({**group, "requests": r.requests, "errors": r.errors, "input_tokens": r.input_tokens,
-                     "cached_tokens": r.cached_tokens, "output_tokens": r.output_tokens,
-                     "reasoning_tokens": r.reasoning_tokens, "cost": r.cost, "unpriced": r.unpriced})
-    return 200, {"object": "list", "by": by, "period": period, "since": since,
-                 "total_cost": sum(r.cost for r in rows), "data": data}
+        data.append(
+            {
+                **group,
+                "requests": r.requests,
+                "errors": r.errors,
+                "input_tokens": r.input_tokens,
+                "cached_tokens": r.cached_tokens,
+                "output_tokens": r.output_tokens,
+                "reasoning_tokens": r.reasoning_tokens,
+                "cost": r.cost,
+                "unpriced": r.unpriced,
+            }
+        )
+    return 200, {
+        "object": "list",
+        "by": by,
+        "period": period,
+        "since": since,
+        "total_cost": sum(r.cost for r in rows),
+        "data": data,
+    }
 
 
 _ROUTES: list[tuple[str, tuple[str, ...], AdminHandler]] = [

@@ -38,7 +38,7 @@ class AnthropicResponder(ASGIResponder):
     __slots__ = ()
 
     def headers(self, call: Call) -> Headers:
-        return super().headers(call) + [(b"request-id", call.request_id.encode())]  # the SDK reads it
+        return [*super().headers(call), (b"request-id", call.request_id.encode())]  # the SDK reads it
 
     def envelope(self, error: TollwayError) -> dict[str, Any]:
         return error.anthropic_envelope()
@@ -63,7 +63,9 @@ def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
         raise InvalidRequest("messages: Input should be a non-empty list", param="messages")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'", param="messages")
+            raise InvalidRequest(
+                f"messages.{i}.role: Input should be 'user' or 'assistant'", param="messages"
+            )
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
@@ -72,8 +74,15 @@ def validate_messages(data: dict[str, Any]) -> tuple[str, bool]:
 
 def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
     # serve's coroutine, not one around it (see ingress/openai.py)
-    return serve(rt, scope, receive, AnthropicResponder(send), ClientProtocol.ANTHROPIC, Endpoint.CHAT,
-                 validate_messages)
+    return serve(
+        rt,
+        scope,
+        receive,
+        AnthropicResponder(send),
+        ClientProtocol.ANTHROPIC,
+        Endpoint.CHAT,
+        validate_messages,
+    )
 
 
 async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:

@@ -66,8 +66,15 @@ def _new_call(scope: Scope, protocol: ClientProtocol, endpoint: Endpoint) -> tup
     return call, length
 
 
-async def serve(rt: Runtime, scope: Scope, receive: Receive, out: ASGIResponder, protocol: ClientProtocol,
-                endpoint: Endpoint, validate: Validate) -> None:
+async def serve(
+    rt: Runtime,
+    scope: Scope,
+    receive: Receive,
+    out: ASGIResponder,
+    protocol: ClientProtocol,
+    endpoint: Endpoint,
+    validate: Validate,
+) -> None:
     """Read the request into a Call (a refused one is answered and logged; a client that left is
     forgotten) and run the pipeline on it."""
     call, length = _new_call(scope, protocol, endpoint)

@@ -36,7 +36,13 @@ def _allowed(principal: Principal, names: list[str]) -> list[str]:
 def _model(rt: Runtime, protocol: ClientProtocol, name: str) -> dict[str, Any]:
     if protocol is ClientProtocol.ANTHROPIC:
         created = datetime.fromtimestamp(int(rt.started_at), UTC).isoformat().replace("+00:00", "Z")
-        return {"type": "model", "id": name, "display_name": name, "created_at": created, "lifecycle": "active"}
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": name,
+            "created_at": created,
+            "lifecycle": "active",
+        }
     return {"id": name, "object": "model", "created": int(rt.started_at), "owned_by": "tollway"}
 
 
@@ -50,9 +56,16 @@ async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Non
         return
     data = [_model(rt, call.protocol, m) for m in _allowed(principal, rt.router.models())]
     if call.protocol is ClientProtocol.ANTHROPIC:
-        await respond_json(send, 200, {"data": data, "has_more": False,
-                                       "first_id": data[0]["id"] if data else None,
-                                       "last_id": data[-1]["id"] if data else None})
+        await respond_json(
+            send,
+            200,
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            },
+        )
     else:
         await respond_json(send, 200, {"object": "list", "data": data})
 
@@ -62,12 +75,13 @@ async def model(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
     client's envelope otherwise, and for a model the key may not use."""
     call, out = _client(scope, send)
     path: str = scope["path"]
-    name = next(path[len(p):] for p in PREFIXES if path.startswith(p))
+    name = next(path[len(p) :] for p in PREFIXES if path.startswith(p))
     try:
         principal = await authenticate(rt, call, check_model=False)
         if not rt.router.serves(name) or not _allowed(principal, [name]):
-            raise ModelNotFound(f"The model '{name}' does not exist or is not served by this gateway.",
-                                param="model")
+            raise ModelNotFound(
+                f"The model '{name}' does not exist or is not served by this gateway.", param="model"
+            )
     except TollwayError as exc:
         await out.error(call, exc)
         return

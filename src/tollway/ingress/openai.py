@@ -61,15 +61,18 @@ def _check_types(data: dict[str, Any]) -> None:
         typed = _TYPES.get(name)
         if typed is not None:
             kind = typed[0]
-            if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            if value is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            ):
                 break
     else:
         return
     for name, (kind, said) in _TYPES.items():
         value = data.get(name)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise InvalidRequest(f"Invalid type for '{name}': expected {said}, got {type(value).__name__}.",
-                                 param=name)
+            raise InvalidRequest(
+                f"Invalid type for '{name}': expected {said}, got {type(value).__name__}.", param=name
+            )
 
 
 def validate_chat(data: dict[str, Any]) -> tuple[str, bool]:
@@ -83,7 +86,9 @@ def validate_chat(data: dict[str, Any]) -> tuple[str, bool]:
         raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise InvalidRequest(f"messages[{i}] must be an object with a string 'role'.", param=f"messages[{i}]")
+            raise InvalidRequest(
+                f"messages[{i}] must be an object with a string 'role'.", param=f"messages[{i}]"
+            )
     _check_types(data)
     return model, data.get("stream") is True
 
@@ -103,6 +108,7 @@ def validate_embeddings(data: dict[str, Any]) -> str:
 
 # -- handlers -------------------------------------------------------------------------------------
 
+
 def _validate_embeddings(data: dict[str, Any]) -> tuple[str, bool]:
     return validate_embeddings(data), False
 
@@ -110,10 +116,20 @@ def _validate_embeddings(data: dict[str, Any]) -> tuple[str, bool]:
 # The proxy handlers return serve's coroutine rather than awaiting it in one of their own: a frame
 # fewer on every resume of the request.
 
+
 def chat_completions(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-    return serve(rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.CHAT, validate_chat)
+    return serve(
+        rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.CHAT, validate_chat
+    )
 
 
 def embeddings(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-    return serve(rt, scope, receive, OpenAIResponder(send), ClientProtocol.OPENAI, Endpoint.EMBEDDINGS,
-                 _validate_embeddings)
+    return serve(
+        rt,
+        scope,
+        receive,
+        OpenAIResponder(send),
+        ClientProtocol.OPENAI,
+        Endpoint.EMBEDDINGS,
+        _validate_embeddings,
+    )

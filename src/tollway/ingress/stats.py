@@ -30,8 +30,14 @@ async def stats(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
     rows: list[CacheRow] = []
     if rt.store is not None:
         rows = await rt.store.cache_summary(since=since)
-    by_status = {r.status or "none": {"requests": r.requests, "cost_usd": round(r.cost, 10),
-                                      "saved_usd": round(r.saved, 10)} for r in rows}
+    by_status = {
+        r.status or "none": {
+            "requests": r.requests,
+            "cost_usd": round(r.cost, 10),
+            "saved_usd": round(r.saved, 10),
+        }
+        for r in rows
+    }
     payload = {
         "period": period,
         "since": since,

@@ -30,8 +30,9 @@ def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | N
     if cache is None or (cache.open and not call.api_key):
         return OPEN
     if not call.api_key:
-        raise AuthenticationFailed("Missing API key: send it as 'Authorization: Bearer <key>' "
-                                   "or in an 'x-api-key' header.")
+        raise AuthenticationFailed(
+            "Missing API key: send it as 'Authorization: Bearer <key>' or in an 'x-api-key' header."
+        )
     key_hash = secret.digest(call.api_key)
     key = cache.cached(key_hash)
     if key is not None:
@@ -46,7 +47,9 @@ async def look_up(rt: Runtime, call: Call, *, check_model: bool = True) -> Princ
     cache = rt.keys
     assert cache is not None  # known() answered every call without a key cache
     try:
-        key = await cache.lookup(secret.digest(call.api_key))  # a key created since the last refresh, elsewhere
+        key = await cache.lookup(
+            secret.digest(call.api_key)
+        )  # a key created since the last refresh, elsewhere
     except (StoreError, OSError) as exc:
         log.error("looking up an unknown key failed: %r", exc)
         if cache.open:
@@ -66,7 +69,10 @@ def _principal(cache: KeyCache, call: Call, key: VirtualKey, check_model: bool) 
     if key.expired():
         raise AuthenticationFailed("This API key has expired.")
     if check_model and not key.allows(call.model):
-        raise PermissionDenied(f"This API key may not use the model '{call.model}'; it may use: "
-                               f"{', '.join(key.models)}.", param="model", code="model_not_allowed")
+        raise PermissionDenied(
+            f"This API key may not use the model '{call.model}'; it may use: {', '.join(key.models)}.",
+            param="model",
+            code="model_not_allowed",
+        )
     call.cache_enabled = key.cache  # the response cache's per-key switch (cache/policy.py)
     return Principal(key, cache.tenant(key.tenant))

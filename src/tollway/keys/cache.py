@@ -33,8 +33,14 @@ NEGATIVE_MAX = 10_000  # unknown hashes remembered at most (a client spraying ra
 
 
 class KeyCache:
-    def __init__(self, repo: KeyRepository, *, refresh_interval: float = 5.0, negative_ttl: float = 2.0,
-                 required: bool = False) -> None:
+    def __init__(
+        self,
+        repo: KeyRepository,
+        *,
+        refresh_interval: float = 5.0,
+        negative_ttl: float = 2.0,
+        required: bool = False,
+    ) -> None:
         self.repo = repo
         self.refresh_interval = refresh_interval
         self.negative_ttl = negative_ttl
@@ -54,8 +60,10 @@ class KeyCache:
     async def start(self) -> None:
         await self.refresh(full=True)
         if self.open:
-            log.warning("no virtual key exists: tollway is running OPEN — any client may call it without a "
-                        "key. Create one with `tollway keys create --name …` (or set keys.auth = \"required\").")
+            log.warning(
+                "no virtual key exists: tollway is running OPEN — any client may call it without a "
+                'key. Create one with `tollway keys create --name …` (or set keys.auth = "required").'
+            )
         else:
             log.info("virtual keys: %d loaded; every request needs a key", len(self._by_hash))
         self._task = asyncio.create_task(self._run(), name="tollway-key-refresh")
@@ -156,7 +164,9 @@ class KeyCache:
                 continue  # this process already holds a newer write of its own
             self.apply(key)
         self._tenants = {t.name: t for t in tenants}
-        self.open = not self.required and not self._by_hash and not changed and not await self.repo.any_created()
+        self.open = (
+            not self.required and not self._by_hash and not changed and not await self.repo.any_created()
+        )
         if was_open and not self.open and self._refreshes:
             log.warning("a virtual key now exists: tollway stops running open; every request needs a key")
         self.last_refresh = started
@@ -169,15 +179,23 @@ class KeyCache:
                 await self.refresh(full=self._refreshes % FULL_RELOAD_EVERY == 0)
             except Exception as exc:
                 self.refresh_failures += 1
-                log.error("refreshing virtual keys from the database failed (%r); serving the %d cached keys "
-                          "(disabled or deleted keys keep working until a refresh succeeds)",
-                          exc, len(self._by_hash), exc_info=self.refresh_failures == 1)
+                log.error(
+                    "refreshing virtual keys from the database failed (%r); serving the %d cached keys "
+                    "(disabled or deleted keys keep working until a refresh succeeds)",
+                    exc,
+                    len(self._by_hash),
+                    exc_info=self.refresh_failures == 1,
+                )
             else:
                 if self.refresh_failures:
                     log.warning("virtual key refresh recovered after %d failures", self.refresh_failures)
                 self.refresh_failures = 0
 
     def snapshot(self) -> dict[str, object]:
-        return {"open": self.open, "keys": len(self._by_hash), "tenants": len(self._tenants),
-                "refreshed_s_ago": round(time.time() - self.last_refresh, 3) if self.last_refresh else None,
-                "refresh_failures": self.refresh_failures}
+        return {
+            "open": self.open,
+            "keys": len(self._by_hash),
+            "tenants": len(self._tenants),
+            "refreshed_s_ago": round(time.time() - self.last_refresh, 3) if self.last_refresh else None,
+            "refresh_failures": self.refresh_failures,
+        }

@@ -41,9 +41,16 @@ class VirtualKey:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name, "tenant": self.tenant or None, "hint": self.hint,
-            "models": list(self.models), **self.limits.to_json(), "expires_at": self.expires_at,
-            "cache": self.cache, "status": self.status.value, "created_at": self.created_at,
+            "id": self.id,
+            "name": self.name,
+            "tenant": self.tenant or None,
+            "hint": self.hint,
+            "models": list(self.models),
+            **self.limits.to_json(),
+            "expires_at": self.expires_at,
+            "cache": self.cache,
+            "status": self.status.value,
+            "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
 
@@ -56,8 +63,12 @@ class Tenant:
     updated_at: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, **self.limits.to_json(), "created_at": self.created_at,
-                "updated_at": self.updated_at}
+        return {
+            "name": self.name,
+            **self.limits.to_json(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,23 +33,39 @@ class Conflict(ValueError):
 def _limits(row: Mapping[str, Any]) -> Limits:
     budget = None
     if row["budget"] is not None:
-        budget = BudgetRule(float(row["budget"]), Period(row["budget_period"] or "month"),
-                            Action(row["budget_action"] or "block"))
+        budget = BudgetRule(
+            float(row["budget"]),
+            Period(row["budget_period"] or "month"),
+            Action(row["budget_action"] or "block"),
+        )
     return Limits(row["rpm"], row["tpm"], row["concurrency"], budget)
 
 
 def _limit_columns(limits: Limits) -> dict[str, Any]:
     b = limits.budget
-    return {"rpm": limits.rpm, "tpm": limits.tpm, "concurrency": limits.concurrency,
-            "budget": None if b is None else b.amount, "budget_period": None if b is None else b.period.value,
-            "budget_action": None if b is None else b.action.value}
+    return {
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "concurrency": limits.concurrency,
+        "budget": None if b is None else b.amount,
+        "budget_period": None if b is None else b.period.value,
+        "budget_action": None if b is None else b.action.value,
+    }
 
 
 def key_from_row(m: Mapping[str, Any]) -> VirtualKey:
     return VirtualKey(
-        id=m["id"], name=m["name"], tenant=m["tenant"], key_hash=m["key_hash"], hint=m["hint"],
-        models=tuple(orjson.loads(m["models"])), limits=_limits(m), expires_at=m["expires_at"],
-        status=KeyStatus(m["status"]), created_at=m["created_at"], updated_at=m["updated_at"],
+        id=m["id"],
+        name=m["name"],
+        tenant=m["tenant"],
+        key_hash=m["key_hash"],
+        hint=m["hint"],
+        models=tuple(orjson.loads(m["models"])),
+        limits=_limits(m),
+        expires_at=m["expires_at"],
+        status=KeyStatus(m["status"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
         cache=m["cache"] is None or bool(m["cache"]),  # NULL: a key from before migration 4 (cached)
     )
 
@@ -83,10 +99,17 @@ class KeyRepository:
         plaintext = secret.generate()
         now = time.time()
         values = {
-            "id": "key_" + secrets.token_hex(8), "name": spec.name, "tenant": spec.tenant,
-            "key_hash": secret.digest(plaintext), "hint": secret.hint(plaintext),
-            "models": orjson.dumps(list(spec.models)).decode(), **_limit_columns(spec.limits),
-            "expires_at": spec.expires_at, "status": KeyStatus.ACTIVE.value, "created_at": now, "updated_at": now,
+            "id": "key_" + secrets.token_hex(8),
+            "name": spec.name,
+            "tenant": spec.tenant,
+            "key_hash": secret.digest(plaintext),
+            "hint": secret.hint(plaintext),
+            "models": orjson.dumps(list(spec.models)).decode(),
+            **_limit_columns(spec.limits),
+            "expires_at": spec.expires_at,
+            "status": KeyStatus.ACTIVE.value,
+            "created_at": now,
+            "updated_at": now,
             "cache": spec.cache,
         }
         try:
@@ -98,8 +121,9 @@ class KeyRepository:
     async def get(self, ref: str, *, deleted: bool = False) -> VirtualKey:
         """A key by id or by name (names are unique among keys not deleted)."""
         live = "" if deleted else f" AND {_LIVE}"
-        rows = await self._db.fetch(f"{_KEYS} WHERE (id = ? OR name = ?){live} ORDER BY created_at DESC",
-                                    ref, ref)
+        rows = await self._db.fetch(
+            f"{_KEYS} WHERE (id = ? OR name = ?){live} ORDER BY created_at DESC", ref, ref
+        )
         if not rows:
             raise NotFound(f"no key with id or name {ref!r}")
         exact = [r for r in rows if r["id"] == ref]
@@ -139,8 +163,9 @@ class KeyRepository:
         unknown = set(values) - set(API_KEYS_COLUMNS)
         if unknown:
             raise ValueError(f"not key columns: {sorted(unknown)}")
-        await self._db.execute(f"UPDATE {API_KEYS} SET {_assignments(values)} WHERE id = ?",
-                               *values.values(), key.id)
+        await self._db.execute(
+            f"UPDATE {API_KEYS} SET {_assignments(values)} WHERE id = ?", *values.values(), key.id
+        )
         return await self.get(key.id, deleted=True)
 
     async def set_status(self, ref: str, status: KeyStatus) -> VirtualKey:
@@ -166,8 +191,12 @@ class KeyRepository:
         now = time.time()
         columns = _limit_columns(limits)
         async with self._db.transaction() as tx:
-            changed = await tx.execute(f"UPDATE {TENANTS} SET {_assignments(columns)}, updated_at = ? WHERE name = ?",
-                                       *columns.values(), now, name)
+            changed = await tx.execute(
+                f"UPDATE {TENANTS} SET {_assignments(columns)}, updated_at = ? WHERE name = ?",
+                *columns.values(),
+                now,
+                name,
+            )
             if changed == 0:
                 await _insert(tx, TENANTS, {"name": name, **columns, "created_at": now, "updated_at": now})
         return await self.tenant(name)
@@ -187,5 +216,7 @@ class KeyRepository:
             raise NotFound(f"no tenant named {name!r}")
 
     async def tenant_key_counts(self) -> dict[str, int]:
-        rows = await self._db.fetch(f"SELECT tenant, count(*) AS n FROM {API_KEYS} WHERE {_LIVE} GROUP BY tenant")
+        rows = await self._db.fetch(
+            f"SELECT tenant, count(*) AS n FROM {API_KEYS} WHERE {_LIVE} GROUP BY tenant"
+        )
         return {str(r["tenant"]): int(r["n"]) for r in rows}

@@ -15,8 +15,21 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNIT = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-KEY_FIELDS = frozenset({"name", "tenant", "models", "rpm", "tpm", "concurrency", "budget", "budget_period",
-                        "budget_action", "expires", "cache"})
+KEY_FIELDS = frozenset(
+    {
+        "name",
+        "tenant",
+        "models",
+        "rpm",
+        "tpm",
+        "concurrency",
+        "budget",
+        "budget_period",
+        "budget_action",
+        "expires",
+        "cache",
+    }
+)
 TENANT_FIELDS = frozenset({"rpm", "tpm", "concurrency", "budget", "budget_period", "budget_action"})
 
 
@@ -26,8 +39,10 @@ class SpecError(ValueError):
 
 def check_name(value: Any, what: str = "name") -> str:
     if not isinstance(value, str) or not NAME.match(value):
-        raise SpecError(f"{what} must be 1-64 letters, digits, '_', '.', '@' or '-' (starting with a letter "
-                        f"or digit), got {value!r}")
+        raise SpecError(
+            f"{what} must be 1-64 letters, digits, '_', '.', '@' or '-' (starting with a letter "
+            f"or digit), got {value!r}"
+        )
     return value
 
 
@@ -51,8 +66,9 @@ def parse_expires(value: Any, now: float | None = None) -> float | None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.timestamp()
-    raise SpecError(f"expires must be a duration like 30d, 12h, 2w, an ISO date/time or unix seconds, "
-                    f"got {value!r}")
+    raise SpecError(
+        f"expires must be a duration like 30d, 12h, 2w, an ISO date/time or unix seconds, got {value!r}"
+    )
 
 
 def _positive_int(data: dict[str, Any], name: str) -> int | None:
@@ -84,8 +100,10 @@ def parse_limits(data: dict[str, Any], base: Limits | None = None) -> Limits:
         try:
             budget = BudgetRule(float(amount), Period(period), Action(action))
         except ValueError:
-            raise SpecError(f"budget_period must be one of day, week, month, all and budget_action one of "
-                            f"block, warn; got {period!r}, {action!r}") from None
+            raise SpecError(
+                f"budget_period must be one of day, week, month, all and budget_action one of "
+                f"block, warn; got {period!r}, {action!r}"
+            ) from None
     return Limits(values["rpm"], values["tpm"], values["concurrency"], budget)
 
 
@@ -134,4 +152,6 @@ class KeySpec:
 def check_fields(data: dict[str, Any], allowed: frozenset[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise SpecError(f"unknown field(s): {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}")
+        raise SpecError(
+            f"unknown field(s): {', '.join(unknown)}; expected some of {', '.join(sorted(allowed))}"
+        )

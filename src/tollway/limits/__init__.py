@@ -21,7 +21,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tollway.limits")
 
-__all__ = ["Backend", "Limiter", "MemoryBackend", "Seeder", "State", "Ticket", "admit", "make_limiter", "settle"]
+__all__ = [
+    "Backend",
+    "Limiter",
+    "MemoryBackend",
+    "Seeder",
+    "State",
+    "Ticket",
+    "admit",
+    "make_limiter",
+    "settle",
+]
 
 
 def make_limiter(config: Config, pricer: Pricer, store: LogStore | None) -> Limiter:
@@ -34,13 +44,18 @@ def make_limiter(config: Config, pricer: Pricer, store: LogStore | None) -> Limi
 
         from .redis import RedisBackend
 
-        backend: Backend = RedisBackend(lc.redis_url, prefix=lc.redis_prefix, timeout=lc.redis_timeout,
-                                        pool_size=lc.redis_pool_size)
-        return Limiter(config, backend, pricer, seeder=seeder, unavailable=(RedisError, OSError, TimeoutError))
+        backend: Backend = RedisBackend(
+            lc.redis_url, prefix=lc.redis_prefix, timeout=lc.redis_timeout, pool_size=lc.redis_pool_size
+        )
+        return Limiter(
+            config, backend, pricer, seeder=seeder, unavailable=(RedisError, OSError, TimeoutError)
+        )
     if store is not None and store.dialect == "postgresql":
-        log.warning("limits: the request log is shared (PostgreSQL) but limits.backend is \"memory\": each "
-                    "gateway process counts rate limits and budgets on its own. Use limits.backend = \"redis\" "
-                    "when several processes serve the same keys.")
+        log.warning(
+            'limits: the request log is shared (PostgreSQL) but limits.backend is "memory": each '
+            'gateway process counts rate limits and budgets on its own. Use limits.backend = "redis" '
+            "when several processes serve the same keys."
+        )
     return Limiter(config, MemoryBackend(), pricer, seeder=seeder)
 
 

@@ -39,14 +39,31 @@ def reservation(pricer: Pricer, deployments: list[Deployment], tokens_in: int, t
     return most
 
 
-def check(scope: str, name: str, label: str, rule: BudgetRule, span: Span, amount: int, lease_ttl: float,
-          index: int = 0) -> tuple[Check, BudgetCheck]:
+def check(
+    scope: str,
+    name: str,
+    label: str,
+    rule: BudgetRule,
+    span: Span,
+    amount: int,
+    lease_ttl: float,
+    index: int = 0,
+) -> tuple[Check, BudgetCheck]:
     """The check of one budget in its current period ``span``."""
     keep = None if span.end is None else span.end + KEEP_AFTER_PERIOD
     ledger = f"{BUDGET}:{scope}:{name or index}:{span.id}"
-    return (Check(ledger, round(rule.amount * NANO), amount, lease_ttl, budget=True,
-                  enforce=rule.action is Action.BLOCK, keep_until=keep),
-            BudgetCheck(scope, name, label, rule, span))
+    return (
+        Check(
+            ledger,
+            round(rule.amount * NANO),
+            amount,
+            lease_ttl,
+            budget=True,
+            enforce=rule.action is Action.BLOCK,
+            keep_until=keep,
+        ),
+        BudgetCheck(scope, name, label, rule, span),
+    )
 
 
 def _period(rule: BudgetRule) -> str:
@@ -54,11 +71,15 @@ def _period(rule: BudgetRule) -> str:
 
 
 def refusal(b: BudgetCheck, used: int, amount: int) -> str:
-    return (f"Budget exceeded: {b.label} has used ${used / NANO:.6f} of its ${b.rule.amount:.2f} "
-            f"{_period(b.rule)} budget (spent, plus reserved by calls in flight), and this call could cost "
-            f"up to ${amount / NANO:.6f}.")
+    return (
+        f"Budget exceeded: {b.label} has used ${used / NANO:.6f} of its ${b.rule.amount:.2f} "
+        f"{_period(b.rule)} budget (spent, plus reserved by calls in flight), and this call could cost "
+        f"up to ${amount / NANO:.6f}."
+    )
 
 
 def warning(b: BudgetCheck, used: int) -> str:
-    return (f"{b.label} is over its {_period(b.rule)} budget: ${used / NANO:.6f} of ${b.rule.amount:.2f} "
-            "(spent, plus reserved by calls in flight)")
+    return (
+        f"{b.label} is over its {_period(b.rule)} budget: ${used / NANO:.6f} of ${b.rule.amount:.2f} "
+        "(spent, plus reserved by calls in flight)"
+    )

@@ -65,8 +65,15 @@ class Ticket:
 
 
 class Limiter:
-    def __init__(self, config: Config, backend: Backend, pricer: Pricer, *, seeder: Seeder | None = None,
-                 unavailable: tuple[type[BaseException], ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend,
+        pricer: Pricer,
+        *,
+        seeder: Seeder | None = None,
+        unavailable: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.backend = backend
         self.policy = config.limits.on_unavailable
         self.state = State.OK
@@ -80,8 +87,9 @@ class Limiter:
         self._default_max_tokens = config.limits.default_max_tokens
         self._lease_ttl = config.limits.lease_ttl
         self._max_attempts = config.failover.max_attempts
-        self._gateway_budgets = [BudgetRule(b.amount, Period(b.period), Action(b.action))
-                                 for b in config.budgets.gateway]
+        self._gateway_budgets = [
+            BudgetRule(b.amount, Period(b.period), Action(b.action)) for b in config.budgets.gateway
+        ]
         self._has_gateway_budgets = bool(self._gateway_budgets)
         self._seeding: dict[str, asyncio.Future[None]] = {}
         self._pending: deque[tuple[str, list[Settlement]]] = deque(maxlen=MAX_PENDING)
@@ -117,7 +125,9 @@ class Limiter:
         LimitsUnavailable. None when no limit applies (nothing to settle)."""
         key, tenant = principal.key, principal.tenant
         key_limits, tenant_limits = principal.key_limits, principal.tenant_limits
-        budgeted = key_limits.budget is not None or tenant_limits.budget is not None or bool(self._gateway_budgets)
+        budgeted = (
+            key_limits.budget is not None or tenant_limits.budget is not None or bool(self._gateway_budgets)
+        )
         tokens_in = tokens_out = 0
         if budgeted or key_limits.tpm is not None or tenant_limits.tpm is not None:
             tokens_in, tokens_out = ratelimit.estimate_tokens(call, self._default_max_tokens)
@@ -125,11 +135,14 @@ class Limiter:
         if key is not None:
             ratelimit.checks("key", key.id, key_limits, tokens_in + tokens_out, self._lease_ttl, checks)
         if tenant is not None:
-            ratelimit.checks("tenant", tenant.name, tenant_limits, tokens_in + tokens_out, self._lease_ttl, checks)
+            ratelimit.checks(
+                "tenant", tenant.name, tenant_limits, tokens_in + tokens_out, self._lease_ttl, checks
+            )
         budgets: dict[int, budget.BudgetCheck] = {}
         if budgeted:
-            amount = nanos(budget.reservation(self._pricer, candidates[: self._max_attempts], tokens_in,
-                                              tokens_out))
+            amount = nanos(
+                budget.reservation(self._pricer, candidates[: self._max_attempts], tokens_in, tokens_out)
+            )
             now = time.time()
             spans = self._spans
             wanted: list[tuple[str, str, str, BudgetRule, int]] = []
@@ -137,7 +150,9 @@ class Limiter:
                 wanted.append(("key", key.id, f"key '{key.name}'", key_limits.budget, 0))
             if tenant is not None and tenant_limits.budget is not None:
                 wanted.append(("tenant", tenant.name, f"tenant '{tenant.name}'", tenant_limits.budget, 0))
-            wanted += [("gateway", "", "the gateway", rule, i) for i, rule in enumerate(self._gateway_budgets)]
+            wanted += [
+                ("gateway", "", "the gateway", rule, i) for i, rule in enumerate(self._gateway_budgets)
+            ]
             for scope, name, label, rule, index in wanted:
                 span = spans.get(rule.period)
                 if span is None or (span.end is not None and now >= span.end):
@@ -185,30 +200,41 @@ class Limiter:
                 spent = await self._seeder(about.scope, about.name, about.span.start)
             except (StoreError, OSError) as exc:
                 log.error("limits: reading %s's spend from the request log failed: %r", about.label, exc)
-                raise LimitsUnavailable("Budgets cannot be checked: the request log is unreachable; "
-                                        "retry shortly.") from None
-        log.info("limits: %s's %s budget starts from $%.6f already spent (request log since %s)",
-                 about.label, about.rule.period.value, spent,
-                 time.strftime("%Y-%m-%d %H:%M", time.localtime(about.span.start)))
+                raise LimitsUnavailable(
+                    "Budgets cannot be checked: the request log is unreachable; retry shortly."
+                ) from None
+        log.info(
+            "limits: %s's %s budget starts from $%.6f already spent (request log since %s)",
+            about.label,
+            about.rule.period.value,
+            spent,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(about.span.start)),
+        )
         await self.backend.seed(check.ledger, nanos(spent), check.keep_until)
 
-    def _refusal(self, call: Call, checks: list[Check], result: Result,
-                 budgets: dict[int, budget.BudgetCheck]) -> RateLimited | BudgetExceeded:
+    def _refusal(
+        self, call: Call, checks: list[Check], result: Result, budgets: dict[int, budget.BudgetCheck]
+    ) -> RateLimited | BudgetExceeded:
         check = checks[result.failed]
         call.extra_headers += ratelimit.headers(checks, result)
         if check.budget:
             about = budgets[result.failed]
             err: RateLimited | BudgetExceeded = BudgetExceeded(
-                budget.refusal(about, result.used[result.failed], check.amount))
+                budget.refusal(about, result.used[result.failed], check.amount)
+            )
             err.retry_after = None if about.span.end is None else max(1.0, about.span.end - time.time())
             call.extra_headers.append((b"x-should-retry", b"false"))
             return err
         if check.amount > check.limit:
             call.extra_headers.append((b"x-should-retry", b"false"))
-            return RateLimited(f"Request too large for {ratelimit.describe(check)}: it may use {check.amount} "
-                               "tokens (prompt estimate + max_tokens). Lower max_tokens.")
-        err = RateLimited(f"Rate limit reached for {ratelimit.describe(check)}. "
-                          f"Retry in {ratelimit.duration(result.retry_after)}.")
+            return RateLimited(
+                f"Request too large for {ratelimit.describe(check)}: it may use {check.amount} "
+                "tokens (prompt estimate + max_tokens). Lower max_tokens."
+            )
+        err = RateLimited(
+            f"Rate limit reached for {ratelimit.describe(check)}. "
+            f"Retry in {ratelimit.duration(result.retry_after)}."
+        )
         err.retry_after = result.retry_after
         return err
 
@@ -255,8 +281,10 @@ class Limiter:
     def _without_backend(self, call: Call, checks: Sequence[Check]) -> Ticket:
         if self.policy == "fail_closed":
             self.refused_unavailable += 1
-            err = LimitsUnavailable("Rate limits and budgets cannot be checked right now (the limits backend "
-                                    "is unreachable); retry shortly.")
+            err = LimitsUnavailable(
+                "Rate limits and budgets cannot be checked right now (the limits backend "
+                "is unreachable); retry shortly."
+            )
             err.retry_after = 1.0
             raise err
         self.admitted_without_limits += 1
@@ -268,10 +296,19 @@ class Limiter:
             return
         self.state, self.since = State.UNREACHABLE, time.time()
         self.admitted_without_limits = self.refused_unavailable = 0
-        what = ("ADMITTING requests WITHOUT rate limits or budgets" if self.policy == "fail_open"
-                else "REFUSING requests that have limits or budgets (503)")
-        log.error("limits: the %s backend is UNREACHABLE (%r); policy %s: %s until it answers again. "
-                  "Limits are never counted per process instead.", self.backend.name, exc, self.policy, what)
+        what = (
+            "ADMITTING requests WITHOUT rate limits or budgets"
+            if self.policy == "fail_open"
+            else "REFUSING requests that have limits or budgets (503)"
+        )
+        log.error(
+            "limits: the %s backend is UNREACHABLE (%r); policy %s: %s until it answers again. "
+            "Limits are never counted per process instead.",
+            self.backend.name,
+            exc,
+            self.policy,
+            what,
+        )
         self._probe = asyncio.create_task(self._recover(), name="tollway-limits-probe")
 
     async def _recover(self) -> None:
@@ -287,15 +324,26 @@ class Limiter:
             except self._unavailable:
                 if time.monotonic() - reminded >= REMINDER_EVERY:
                     reminded = time.monotonic()
-                    log.error("limits: the %s backend is still unreachable after %.0fs (%s: %d admitted without "
-                              "limits, %d refused)", self.backend.name, time.time() - self.since, self.policy,
-                              self.admitted_without_limits, self.refused_unavailable)
+                    log.error(
+                        "limits: the %s backend is still unreachable after %.0fs (%s: %d admitted without "
+                        "limits, %d refused)",
+                        self.backend.name,
+                        time.time() - self.since,
+                        self.policy,
+                        self.admitted_without_limits,
+                        self.refused_unavailable,
+                    )
                 continue
             self.state = State.OK
             self._probe = None
-            log.warning("limits: the %s backend answers again after %.1fs; limits apply again (%d requests were "
-                        "admitted without limits, %d refused meanwhile)", self.backend.name,
-                        time.time() - self.since, self.admitted_without_limits, self.refused_unavailable)
+            log.warning(
+                "limits: the %s backend answers again after %.1fs; limits apply again (%d requests were "
+                "admitted without limits, %d refused meanwhile)",
+                self.backend.name,
+                time.time() - self.since,
+                self.admitted_without_limits,
+                self.refused_unavailable,
+            )
             return
 
     def health(self) -> dict[str, Any]:
@@ -303,6 +351,10 @@ class Limiter:
         if self.backend.name == "memory":
             out["scope"] = "process"
         if self.state is State.UNREACHABLE:
-            out.update(since=self.since, admitted_without_limits=self.admitted_without_limits,
-                       refused=self.refused_unavailable, pending_settlements=len(self._pending))
+            out.update(
+                since=self.since,
+                admitted_without_limits=self.admitted_without_limits,
+                refused=self.refused_unavailable,
+                pending_settlements=len(self._pending),
+            )
         return out

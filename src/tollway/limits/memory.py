@@ -70,7 +70,9 @@ class _Ledger:
         return amount
 
     def _compact(self) -> None:
-        live = [at for at in range(self.head, len(self.expires)) if self.index.get(self.ids[at]) == at + self.base]
+        live = [
+            at for at in range(self.head, len(self.expires)) if self.index.get(self.ids[at]) == at + self.base
+        ]
         self.expires = array("d", (self.expires[at] for at in live))
         self.amounts = array("q", (self.amounts[at] for at in live))
         self.ids = [self.ids[at] for at in live]
@@ -169,8 +171,9 @@ class MemoryBackend:
         self._next_sweep = now + SWEEP_EVERY
         for name, ledger in list(self._ledgers.items()):
             ledger.purge(now)
-            if not ledger.index and (ledger.spent is None or (ledger.keep_until is not None
-                                                                 and ledger.keep_until <= now)):
+            if not ledger.index and (
+                ledger.spent is None or (ledger.keep_until is not None and ledger.keep_until <= now)
+            ):
                 del self._ledgers[name]
 
     async def ping(self) -> None:

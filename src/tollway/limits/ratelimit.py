@@ -40,7 +40,9 @@ def checks(scope: str, name: str, limits: Limits, tokens: int, lease_ttl: float,
 
 def describe(check: Check) -> str:
     kind, scope, name = check.ledger.split(":", 2)
-    what = {REQUESTS: "requests per minute", TOKENS: "tokens per minute", CONCURRENT: "concurrent requests"}[kind]
+    what = {REQUESTS: "requests per minute", TOKENS: "tokens per minute", CONCURRENT: "concurrent requests"}[
+        kind
+    ]
     return f"{scope} '{name}': {check.limit} {what}"
 
 
@@ -61,8 +63,9 @@ def headers(checks: list[Check], result: Result) -> list[tuple[bytes, bytes]]:
     for kind, label in ((REQUESTS, b"requests"), (TOKENS, b"tokens")):
         tightest = -1
         for i, check in enumerate(checks):
-            if check.ledger[0] == kind and (tightest < 0 or check.limit - result.used[i]
-                                             < checks[tightest].limit - result.used[tightest]):
+            if check.ledger[0] == kind and (
+                tightest < 0 or check.limit - result.used[i] < checks[tightest].limit - result.used[tightest]
+            ):
                 tightest = i
         if tightest < 0:
             continue

@@ -63,7 +63,10 @@ end
 #   that only warns); keep_ms 0 leaves the keys' expiry alone.
 # Reply: "status failed retry_ms used_1 … used_n unseeded…" (0-based indexes; failed -1 if none);
 #   status 1 admitted, 0 refused, -1 a budget's spent is unset (nothing was recorded), 2 no admission.
-STEP = _NOW + _PURGE + """
+STEP = (
+    _NOW
+    + _PURGE
+    + """
 local k = 0
 for entry, op, value in string.gmatch(ARGV[1], '(%S+) (%a+) (%d+)') do
   k = k + 1
@@ -138,6 +141,7 @@ for i = 1, n do
 end
 return reply(1, 0)
 """
+)
 
 # KEYS: z, h   ARGV: spent, keep_ms
 SEED = """
@@ -148,10 +152,14 @@ return 1
 """
 
 # KEYS: z, h
-READ = _NOW + _PURGE + """
+READ = (
+    _NOW
+    + _PURGE
+    + """
 purge(KEYS[1], KEYS[2])
 return {redis.call('HGET', KEYS[2], '_spent') or '', redis.call('HGET', KEYS[2], '_sum') or '0'}
 """
+)
 
 # Windows and leases outlive their newest entry by this much before Redis drops the keys.
 _GRACE_MS = 60_000
@@ -167,15 +175,22 @@ class RedisBackend:
     name = "redis"
     local = False
 
-    def __init__(self, url: str, *, prefix: str = "tollway", timeout: float = 0.5, pool_size: int = 64) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "tollway", timeout: float = 0.5, pool_size: int = 64
+    ) -> None:
         self.url = url
         self._prefix = "{" + prefix + "}:"
         # A bounded pool that makes a burst of requests queue for a connection instead of failing.
         # One quick retry on a broken pooled connection (Redis restarted); never on a timeout, whose
         # command may have run. No backoff: the Limiter's policy, not a sleep, handles an outage.
-        pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=max(2.0, 4 * timeout),
-                                               socket_timeout=timeout, socket_connect_timeout=timeout,
-                                               retry=Retry(NoBackoff(), 1, (RedisConnectionError,)))
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=max(2.0, 4 * timeout),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
+        )
         self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
         self._step = self._redis.register_script(STEP)
         self._seed = self._redis.register_script(SEED)
@@ -253,7 +268,10 @@ class RedisBackend:
         for c in checks:
             keys.extend(self._keys(c.ledger))
             if c.budget:  # a period's counter lives until the period is over (all-time: forever)
-                kind, keep = ("b" if c.enforce else "w"), (0 if c.keep_until is None else _ms_until(c.keep_until, now))
+                kind, keep = (
+                    ("b" if c.enforce else "w"),
+                    (0 if c.keep_until is None else _ms_until(c.keep_until, now)),
+                )
             else:
                 kind, keep = "c", int(c.ttl * 1000) + _GRACE_MS
             specs.append(f"{kind} {c.limit} {c.amount} {int(c.ttl * 1000)} {keep}")
@@ -265,8 +283,13 @@ class RedisBackend:
         self._done(queued)
         n = len(checks)
         status = int(reply[0])
-        return Result(admitted=status == 1, failed=int(reply[1]), retry_after=int(reply[2]) / 1000.0,
-                      used=[int(x) for x in reply[3:3 + n]], unseeded=[int(x) for x in reply[3 + n:]])
+        return Result(
+            admitted=status == 1,
+            failed=int(reply[1]),
+            retry_after=int(reply[2]) / 1000.0,
+            used=[int(x) for x in reply[3 : 3 + n]],
+            unseeded=[int(x) for x in reply[3 + n :]],
+        )
 
     async def seed(self, ledger: str, spent: int, keep_until: float | None) -> None:
         keep = 0 if keep_until is None else _ms_until(keep_until, time.time())

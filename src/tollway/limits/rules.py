@@ -39,8 +39,12 @@ class Limits:
     budget: BudgetRule | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency,
-                "budget": None if self.budget is None else self.budget.to_json()}
+        return {
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "concurrency": self.concurrency,
+            "budget": None if self.budget is None else self.budget.to_json(),
+        }
 
 
 NO_LIMITS = Limits()

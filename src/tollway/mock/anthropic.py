@@ -482,7 +482,8 @@ def _thinking(value: object) -> JSON | None:
             raise BadRequest("thinking.enabled.budget_tokens: Field required")
         if budget < THINKING_MIN_BUDGET:
             raise BadRequest(
-                f"thinking.enabled.budget_tokens: Input should be greater than or equal to {THINKING_MIN_BUDGET}"
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+                f"{THINKING_MIN_BUDGET}"
             )
     return value
 

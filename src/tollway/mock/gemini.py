@@ -6,8 +6,8 @@ Routes: ``POST {version}/models/{model}:generateContent``, ``:streamGenerateCont
 or 768 numbers; every request in a batch must name the URL's model, as the API insists; no usage,
 as the API reports none). The API key comes from ``x-goog-api-key`` or ``?key=``; a wrong one gets
 the API's own answer, a 400 ``INVALID_ARGUMENT`` with reason ``API_KEY_INVALID`` (not a 401). Bodies
-follow the REST reference and the ``google-genai`` SDK's types. Where the real API allows variants, the mock picks the shape
-that trips translators:
+follow the REST reference and the ``google-genai`` SDK's types. Where the real API allows variants,
+the mock picks the shape that trips translators:
 
 - SSE events are ``data: {GenerateContentResponse}\\r\\n\\r\\n``: CRLF line endings, no ``event:``
   lines, no ``[DONE]``; text arrives a few words per chunk, function calls whole in one chunk, the
@@ -117,14 +117,30 @@ _SCHEMA_TYPES = frozenset(
 )
 
 JSON = dict[str, Any]  # a decoded wire object, read only inside this module's parsers
-Method = Literal["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"]
-_METHODS: tuple[Method, ...] = ("generateContent", "streamGenerateContent", "countTokens", "embedContent",
-                                "batchEmbedContents")
+Method = Literal[
+    "generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"
+]
+_METHODS: tuple[Method, ...] = (
+    "generateContent",
+    "streamGenerateContent",
+    "countTokens",
+    "embedContent",
+    "batchEmbedContents",
+)
 _EMBED_FIELDS = _names("model", "content", "taskType", "title", "outputDimensionality")
-_TASK_TYPES = frozenset({
-    "TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION",
-    "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY",
-})
+_TASK_TYPES = frozenset(
+    {
+        "TASK_TYPE_UNSPECIFIED",
+        "RETRIEVAL_QUERY",
+        "RETRIEVAL_DOCUMENT",
+        "SEMANTIC_SIMILARITY",
+        "CLASSIFICATION",
+        "CLUSTERING",
+        "QUESTION_ANSWERING",
+        "FACT_VERIFICATION",
+        "CODE_RETRIEVAL_QUERY",
+    }
+)
 EMBEDDING_DIMENSIONS = 768
 
 
@@ -248,7 +264,10 @@ def _embed_prompt(body: JSON) -> str:
 
 
 def _embeddings(model: str, body: JSON) -> JSON:
-    """``batchEmbedContents``: ``{"requests": [EmbedContentRequest…]}`` → ``{"embeddings": [{"values"}…]}``."""
+    """``batchEmbedContents``: ``{"requests": [EmbedContentRequest…]}``.
+
+    Answers ``{"embeddings": [{"values"}…]}``.
+    """
     _check_fields(body, _names("requests"), "")
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
@@ -259,20 +278,25 @@ def _embeddings(model: str, body: JSON) -> JSON:
             raise BadRequest(f"Invalid value at 'requests[{i}]': expected an EmbedContentRequest object.")
         named = one.get("model")
         if named != f"models/{model}":
-            raise BadRequest(f"Model name in request [{i}] ({named}) does not match the batch model models/{model}.")
+            raise BadRequest(
+                f"Model name in request [{i}] ({named}) does not match the batch model models/{model}."
+            )
         vectors.append(_embedding(one, f"requests[{i}]")["embedding"])
     return {"embeddings": vectors}
 
 
 def _embedding(one: JSON, where: str) -> JSON:
-    """``embedContent``: ``{content, taskType?, title?, outputDimensionality?}`` → ``{"embedding": {"values"}}``."""
+    """``embedContent``: ``{content, taskType?, title?, outputDimensionality?}``.
+
+    Answers ``{"embedding": {"values"}}``.
+    """
     _check_fields(one, _EMBED_FIELDS, where)
     parts = _parts(one.get("content"))
     if not parts or any(set(p) != {"text"} or not isinstance(p["text"], str) for p in parts):
         raise BadRequest(f"* {where or 'EmbedContentRequest'}.content.parts: text parts only, at least one")
     task = _get(one, "taskType")
     if task is not None and task not in _TASK_TYPES:
-        raise BadRequest(f'Invalid value at \'{where + "." if where else ""}task_type\': "{task}"')
+        raise BadRequest(f"Invalid value at '{where + '.' if where else ''}task_type': \"{task}\"")
     dims = _get(one, "outputDimensionality")
     if dims is None:
         dims = EMBEDDING_DIMENSIONS
@@ -438,7 +462,8 @@ def _check_parts(parts: list[object], where: str) -> None:
         data = [name for name in part if name in _PART_DATA]
         if len(data) != 1:
             raise BadRequest(
-                f"* GenerateContentRequest.{at}.data: required oneof field 'data' must have one initialized field"
+                f"* GenerateContentRequest.{at}.data: "
+                "required oneof field 'data' must have one initialized field"
             )
         call = _get(part, "functionCall")
         if call is not None and not (isinstance(call, dict) and isinstance(call.get("name"), str)):
@@ -469,9 +494,10 @@ def _tools(tools: object) -> tuple[tuple[ToolSpec, ...], list[object]]:
             name = declaration.get("name") if isinstance(declaration, dict) else None
             if not isinstance(name, str) or not _FUNCTION_NAME.fullmatch(name):
                 raise BadRequest(
-                    f"* GenerateContentRequest.{where}.name: Invalid function name. Must start with a letter or "
-                    "an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), "
-                    "or dashes (-), with a maximum length of 64."
+                    f"* GenerateContentRequest.{where}.name: "
+                    "Invalid function name. Must start with a letter or "
+                    "an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), "
+                    "dots (.), colons (:), or dashes (-), with a maximum length of 64."
                 )
             schema = _get(declaration, "parametersJsonSchema")
             if schema is None and (schema := _get(declaration, "parameters")) is not None:
@@ -512,7 +538,9 @@ def _check_schema(schema: object, where: str) -> None:
     kind = schema.get("type")
     if kind is not None and (not isinstance(kind, str) or kind.upper() not in _SCHEMA_TYPES):
         raise BadRequest(
-            f"Invalid value at '{where}.type' (type.googleapis.com/google.ai.generativelanguage.v1beta.Type), {orjson.dumps(kind).decode()}"
+            f"Invalid value at '{where}.type' "
+            "(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "
+            f"{orjson.dumps(kind).decode()}"
         )
     properties = schema.get("properties")
     for name, sub in properties.items() if isinstance(properties, dict) else ():

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-def named_error(provider: str, status: int, raw: bytes, retry_after: float | None,
-                protocol: str = "anthropic") -> UpstreamError:
+def named_error(
+    provider: str, status: int, raw: bytes, retry_after: float | None, protocol: str = "anthropic"
+) -> UpstreamError:
     """The upstream's error from its envelope, its message prefixed with the provider's name."""
     err = upstream_error(protocol, status, raw, retry_after=retry_after)  # type: ignore[arg-type]
     err.message = f"{provider} (HTTP {status}): {err.message}"
@@ -67,13 +68,15 @@ class AnthropicUpstream:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"{self.config.name}: the answer is not JSON", status=502,
-                                provider=self.config.name, body=raw) from None
+            raise UpstreamError(
+                f"{self.config.name}: the answer is not JSON", status=502, provider=self.config.name, body=raw
+            ) from None
         usage = usage_from_anthropic(parsed.get("usage") or {})
         if call.protocol is ClientProtocol.ANTHROPIC:
             return Reply(raw, usage)
-        response = anthropic_to_openai_response(parsed, model=deployment.upstream_model,
-                                                request_id=call.request_id)
+        response = anthropic_to_openai_response(
+            parsed, model=deployment.upstream_model, request_id=call.request_id
+        )
         return Reply(client_body(call, response), usage)
 
     async def stream(self, call: Call, deployment: Deployment) -> AnthropicStream:
@@ -85,7 +88,9 @@ class AnthropicUpstream:
         raise TranslationError(f"{self.config.name}: Anthropic offers no embeddings endpoint", param="model")
 
     async def count_tokens(self, body: dict[str, Any], deployment: Deployment) -> bytes:
-        return await self._http.post(f"{self._url}/count_tokens", {**body, "model": deployment.upstream_model})
+        return await self._http.post(
+            f"{self._url}/count_tokens", {**body, "model": deployment.upstream_model}
+        )
 
 
 class AnthropicStream:
@@ -96,8 +101,9 @@ class AnthropicStream:
         self._call = call
         self._provider = provider
         self._passthrough = call.protocol is ClientProtocol.ANTHROPIC
-        self._to_openai = AnthropicToOpenAIStream(model=model, request_id=call.request_id,
-                                                  include_usage=call.client_wants_usage)
+        self._to_openai = AnthropicToOpenAIStream(
+            model=model, request_id=call.request_id, include_usage=call.client_wants_usage
+        )
         self._sink = client_chunks(call)
         self._raw_usage: dict[str, Any] = {}
         self._stopped = False
@@ -146,5 +152,8 @@ class AnthropicStream:
         known = usage_from_anthropic(self._raw_usage) if self._raw_usage else Usage()
         self.usage = Usage(
             input_tokens=known.input_tokens or estimate_prompt(openai_request(self._call)),
-            cached_tokens=known.cached_tokens, cache_write_tokens=known.cache_write_tokens,
-            output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4), estimated=True)
+            cached_tokens=known.cached_tokens,
+            cache_write_tokens=known.cache_write_tokens,
+            output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4),
+            estimated=True,
+        )

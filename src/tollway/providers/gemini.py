@@ -35,8 +35,9 @@ class GeminiUpstream:
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         headers = {"x-goog-api-key": config.api_key} if config.api_key else {}
-        self._http = Transport(config, headers,
-                               lambda s, raw, ra: named_error(config.name, s, raw, ra, "gemini"))
+        self._http = Transport(
+            config, headers, lambda s, raw, ra: named_error(config.name, s, raw, ra, "gemini")
+        )
 
     async def close(self) -> None:
         await self._http.close()
@@ -51,9 +52,12 @@ class GeminiUpstream:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"{self.config.name}: the answer is not JSON", status=502,
-                                provider=self.config.name, body=raw) from None
-        response = gemini_to_openai_response(parsed, model=deployment.upstream_model, request_id=call.request_id)
+            raise UpstreamError(
+                f"{self.config.name}: the answer is not JSON", status=502, provider=self.config.name, body=raw
+            ) from None
+        response = gemini_to_openai_response(
+            parsed, model=deployment.upstream_model, request_id=call.request_id
+        )
         return Reply(client_body(call, response), usage_from_gemini(parsed.get("usageMetadata") or {}))
 
     async def stream(self, call: Call, deployment: Deployment) -> GeminiStream:
@@ -69,9 +73,14 @@ class GeminiUpstream:
         body = openai_to_gemini_embed_request(call.body, model)
         raw = await self._http.post(f"{self.config.base_url}/models/{model}:batchEmbedContents", body)
         tokens = sum(estimate_text(t) for t in embedding_texts(call.body))
-        answer = gemini_to_openai_embeddings(raw, inputs=len(body["requests"]), provider=self.config.name,
-                                             model=model, encoding_format=call.body.get("encoding_format"),
-                                             prompt_tokens=tokens)
+        answer = gemini_to_openai_embeddings(
+            raw,
+            inputs=len(body["requests"]),
+            provider=self.config.name,
+            model=model,
+            encoding_format=call.body.get("encoding_format"),
+            prompt_tokens=tokens,
+        )
         return Reply(orjson.dumps(answer), Usage(input_tokens=tokens, estimated=True))
 
 
@@ -80,8 +89,9 @@ class GeminiStream:
         self._resp = resp
         self._call = call
         self._provider = provider
-        self._to_openai = GeminiToOpenAIStream(model=model, request_id=call.request_id,
-                                               include_usage=call.client_wants_usage)
+        self._to_openai = GeminiToOpenAIStream(
+            model=model, request_id=call.request_id, include_usage=call.client_wants_usage
+        )
         self._sink = client_chunks(call)
         self._output_chars = 0
         self._last_usage: dict[str, Any] = {}
@@ -116,4 +126,6 @@ class GeminiStream:
         self.usage = Usage(
             input_tokens=known.input_tokens or estimate_prompt(openai_request(self._call)),
             cached_tokens=known.cached_tokens,
-            output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4), estimated=True)
+            output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4),
+            estimated=True,
+        )

@@ -38,7 +38,9 @@ class OpenAICompatible:
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._http = Transport(config, headers, lambda status, raw, ra: _error_from_body(status, raw, config.name, ra))
+        self._http = Transport(
+            config, headers, lambda status, raw, ra: _error_from_body(status, raw, config.name, ra)
+        )
         self._chat_url = f"{config.base_url}/chat/completions"
         self._embed_url = f"{config.base_url}/embeddings"
 
@@ -93,11 +95,16 @@ class OpenAICompatible:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"{self.config.name}: the answer is not JSON", status=502,
-                                provider=self.config.name, body=raw) from None
+            raise UpstreamError(
+                f"{self.config.name}: the answer is not JSON", status=502, provider=self.config.name, body=raw
+            ) from None
         if not isinstance(parsed, dict):
-            raise UpstreamError(f"{self.config.name}: the answer is not a JSON object", status=502,
-                                provider=self.config.name, body=raw)
+            raise UpstreamError(
+                f"{self.config.name}: the answer is not a JSON object",
+                status=502,
+                provider=self.config.name,
+                body=raw,
+            )
         if "error" in parsed:  # some vendors answer 200 with an error body
             raise _error_from_body(200, raw, self.config.name, None)
         return parsed
@@ -107,8 +114,9 @@ class OpenAIStream:
     """Relays an OpenAI-format SSE stream: repaired and passed through to OpenAI clients, translated
     (``translate``) for others; picks out usage on the way."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, call: Call, provider: str,
-                 translate: ClientChunks | None) -> None:
+    def __init__(
+        self, resp: aiohttp.ClientResponse, call: Call, provider: str, translate: ClientChunks | None
+    ) -> None:
         self._resp = resp
         self._call = call
         self._provider = provider
@@ -196,8 +204,11 @@ class OpenAIStream:
 
     def _estimate(self) -> None:
         if self.usage is None:
-            self.usage = Usage(input_tokens=estimate_prompt(openai_request(self._call)),
-                               output_tokens=(self._output_chars + 3) // 4, estimated=True)
+            self.usage = Usage(
+                input_tokens=estimate_prompt(openai_request(self._call)),
+                output_tokens=(self._output_chars + 3) // 4,
+                estimated=True,
+            )
 
 
 def _passed_body(call: Call, deployment: Deployment) -> dict[str, Any] | bytes:
@@ -249,12 +260,16 @@ def usage_from_openai(usage: Any) -> Usage | None:
         return None
     get = usage.get
     details = get("prompt_tokens_details")
-    cached = ((details.get("cached_tokens") if isinstance(details, dict) else None)
-              or get("prompt_cache_hit_tokens") or 0)
+    cached = (
+        (details.get("cached_tokens") if isinstance(details, dict) else None)
+        or get("prompt_cache_hit_tokens")
+        or 0
+    )
     details = get("completion_tokens_details")
     reasoning = (details.get("reasoning_tokens") if isinstance(details, dict) else None) or 0
-    return Usage(int(get("prompt_tokens") or 0), int(cached), 0, int(get("completion_tokens") or 0),
-                 int(reasoning))
+    return Usage(
+        int(get("prompt_tokens") or 0), int(cached), 0, int(get("completion_tokens") or 0), int(reasoning)
+    )
 
 
 def _error_from_body(status: int, raw: bytes, provider: str, retry_after: float | None) -> UpstreamError:
@@ -286,5 +301,11 @@ def _error_from_parsed(parsed: Any, status: int, raw: bytes, provider: str) -> U
         message = raw[:500].decode("utf-8", "replace").strip()
     if not message:
         message = f"upstream answered HTTP {status}"
-    return UpstreamError(f"{provider} (HTTP {status}): {message}", status=status, provider=provider, body=raw,
-                         code=code, param=param)
+    return UpstreamError(
+        f"{provider} (HTTP {status}): {message}",
+        status=status,
+        provider=provider,
+        body=raw,
+        code=code,
+        param=param,
+    )

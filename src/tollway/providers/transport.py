@@ -34,17 +34,21 @@ class Transport:
         # request deadline would arm a timer per request (measured: ~12 µs of CPU each), and an LLM
         # sends nothing until a non-streamed answer is complete, so silence is the deadline anyway.
         # The silence is watched by the `_Watchdog`, not by aiohttp's per-chunk timer (see there).
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout,
-                                              sock_read=config.timeout)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
         self._watchdog = _Watchdog(min(config.timeout / 4, 1.0))
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = _WatchedConnector(self._watchdog, limit=self.config.max_connections,
-                                          keepalive_timeout=60, ttl_dns_cache=300)
+            connector = _WatchedConnector(
+                self._watchdog, limit=self.config.max_connections, keepalive_timeout=60, ttl_dns_cache=300
+            )
             # the headers as the session's defaults: aiohttp then copies them per request instead of
             # merging a second mapping into them
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self.headers)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, headers=self.headers
+            )
         return self._session
 
     async def close(self) -> None:

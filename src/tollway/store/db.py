@@ -76,6 +76,7 @@ class Database(Session, Protocol):
 
 # -- URLs -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class StorageURL:
     dialect: Dialect
@@ -154,6 +155,7 @@ _answers_none = cast("Callable[[None], None]", {}.get)  # a C call: {}.get(None)
 sqlite3.register_adapter(type(None), _answers_none)
 sqlite3.register_adapter(bool, int)
 
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
 
@@ -219,8 +221,9 @@ class SQLiteDatabase:
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: the sqlite3 module opens no transactions itself; we BEGIN explicitly.
-        conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = _dict_row
         conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -241,8 +244,9 @@ class SQLiteDatabase:
                 if mode == "wal":
                     return
                 if delay > 2.0:
-                    logger.warning("SQLite log store is in journal mode %r, not WAL: writers may block readers",
-                                   mode)
+                    logger.warning(
+                        "SQLite log store is in journal mode %r, not WAL: writers may block readers", mode
+                    )
                     return
             await asyncio.sleep(delay)
             delay *= 2
@@ -292,6 +296,7 @@ class SQLiteDatabase:
     async def _atomically(self, work: Callable[[sqlite3.Connection], object]) -> None:
         """``work`` inside BEGIN IMMEDIATE … COMMIT (ROLLBACK if it raises), all in one trip to the
         connection's thread."""
+
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -318,7 +323,7 @@ class SQLiteDatabase:
                 continue
             sql = insert_sql(table, columns, size)
             while len(rows) - start >= size:
-                plan.append((sql, list(chain.from_iterable(rows[start:start + size]))))
+                plan.append((sql, list(chain.from_iterable(rows[start : start + size]))))
                 start += size
 
         def run(conn: sqlite3.Connection) -> None:
@@ -352,6 +357,7 @@ class SQLiteDatabase:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=256)
 def pg_sql(sql: str) -> str:
@@ -423,9 +429,14 @@ class PostgresDatabase:
         import asyncpg
 
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=PG_CONNECT_TIMEOUT,
-                                             command_timeout=PG_COMMAND_TIMEOUT,
-                                             max_inactive_connection_lifetime=300)
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=8,
+                timeout=PG_CONNECT_TIMEOUT,
+                command_timeout=PG_COMMAND_TIMEOUT,
+                max_inactive_connection_lifetime=300,
+            )
         except Exception as exc:
             if _pg_failure(exc):
                 raise _pg_error(exc) from exc

@@ -48,6 +48,7 @@ class Migration:
 
 def ddl(*statements: str) -> Apply:
     """A step that runs DDL statements; {double}, {id} and {bool} stand for the dialect's types."""
+
     async def apply(tx: Session) -> None:
         for statement in statements:
             await tx.execute(statement.format(**_TYPES[tx.dialect]))
@@ -166,8 +167,12 @@ async def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) ->
             )
         for migration in migrations[current:]:
             await migration.apply(tx)
-            await tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                             migration.version, migration.name, time.time())
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                migration.version,
+                migration.name,
+                time.time(),
+            )
         return max(current, len(migrations))
 
 
@@ -175,7 +180,8 @@ async def schema_version(db: Database) -> int:
     """The version recorded in ``schema_migrations`` (0 for an empty database)."""
     if db.dialect == "sqlite":
         exists = await db.fetch_value(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
     else:
         exists = await db.fetch_value("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:

@@ -86,8 +86,10 @@ def recent(
         conditions.append(IS_ERROR if status == "error" else f"NOT {IS_ERROR}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     params.append(limit)
-    return (f"SELECT {', '.join(LOG_FIELDS)} FROM {REQUESTS}{where} ORDER BY ts DESC, id DESC LIMIT ?",
-            params)
+    return (
+        f"SELECT {', '.join(LOG_FIELDS)} FROM {REQUESTS}{where} ORDER BY ts DESC, id DESC LIMIT ?",
+        params,
+    )
 
 
 def check_group_by(group_by: Sequence[str]) -> tuple[str, ...]:
@@ -112,7 +114,9 @@ def _since_until(since: float, until: float | None) -> tuple[str, list[Any]]:
     return "ts >= ? AND ts < ?", [float(since), float(until)]
 
 
-def spend(dialect: Dialect, keys: Sequence[str], *, since: float, until: float | None) -> tuple[str, list[Any]]:
+def spend(
+    dialect: Dialect, keys: Sequence[str], *, since: float, until: float | None
+) -> tuple[str, list[Any]]:
     """Totals per group. Ordered by day (oldest first) when grouped by day, then by cost, highest first."""
     group_exprs = [utc_day(dialect) if key == "day" else _GROUP_COLUMNS[key] for key in keys]
     tokens = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
@@ -164,16 +168,22 @@ class CacheRow:
 def cache_summary(*, since: float, until: float | None = None) -> tuple[str, list[Any]]:
     """Requests, cost and money saved per cache status, chat and embeddings calls only."""
     where, params = _since_until(since, until)
-    sql = ("SELECT cache_status, count(*) AS requests, coalesce(sum(cost), 0.0) AS cost, "
-           f"coalesce(sum(saved_cost), 0.0) AS saved FROM {REQUESTS} "
-           f"WHERE {where} AND endpoint IN ('chat', 'embeddings') "
-           "GROUP BY cache_status ORDER BY cache_status")
+    sql = (
+        "SELECT cache_status, count(*) AS requests, coalesce(sum(cost), 0.0) AS cost, "
+        f"coalesce(sum(saved_cost), 0.0) AS saved FROM {REQUESTS} "
+        f"WHERE {where} AND endpoint IN ('chat', 'embeddings') "
+        "GROUP BY cache_status ORDER BY cache_status"
+    )
     return sql, params
 
 
 def cache_row(mapping: Mapping[str, Any]) -> CacheRow:
-    return CacheRow(str(mapping["cache_status"]), int(mapping["requests"]), float(mapping["cost"]),
-                    float(mapping["saved"]))
+    return CacheRow(
+        str(mapping["cache_status"]),
+        int(mapping["requests"]),
+        float(mapping["cost"]),
+        float(mapping["saved"]),
+    )
 
 
 def spent_since(scope: str, name: str, since: float) -> tuple[str, list[Any]]:

@@ -10,10 +10,31 @@ from __future__ import annotations
 
 REQUESTS = "requests"
 REQUESTS_COLUMNS: tuple[str, ...] = (
-    "id", "ts", "request_id", "key_id", "requested_model", "provider", "upstream_model", "status",
-    "error_type", "attempts", "latency_ms", "ttft_ms", "input_tokens", "cached_tokens",
-    "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost", "usage_estimated", "stream",
-    "cache_status", "endpoint", "tenant", "request_body", "response_body",
+    "id",
+    "ts",
+    "request_id",
+    "key_id",
+    "requested_model",
+    "provider",
+    "upstream_model",
+    "status",
+    "error_type",
+    "attempts",
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "usage_estimated",
+    "stream",
+    "cache_status",
+    "endpoint",
+    "tenant",
+    "request_body",
+    "response_body",
     "saved_cost",  # cache hits and deduplicated calls: the cost saved (migration 3)
 )
 
@@ -23,20 +44,36 @@ REQUESTS_COLUMNS: tuple[str, ...] = (
 # among keys not deleted.
 API_KEYS = "api_keys"
 API_KEYS_COLUMNS: tuple[str, ...] = (
-    "id", "name", "tenant", "key_hash", "hint",
+    "id",
+    "name",
+    "tenant",
+    "key_hash",
+    "hint",
     "models",  # JSON array of allowed model patterns; [] = any
-    "rpm", "tpm", "concurrency",
+    "rpm",
+    "tpm",
+    "concurrency",
     "budget",  # US dollars per budget_period
-    "budget_period", "budget_action", "expires_at",
+    "budget_period",
+    "budget_action",
+    "expires_at",
     "status",  # active, disabled, deleted
-    "created_at", "updated_at",
+    "created_at",
+    "updated_at",
     "cache",  # the response cache serves this key; NULL = true (migration 4)
 )
 
 # Tenants group keys and carry limits of their own (migration 2).
 TENANTS = "tenants"
 TENANTS_COLUMNS: tuple[str, ...] = (
-    "name", "rpm", "tpm", "concurrency", "budget", "budget_period", "budget_action", "created_at",
+    "name",
+    "rpm",
+    "tpm",
+    "concurrency",
+    "budget",
+    "budget_period",
+    "budget_action",
+    "created_at",
     "updated_at",
 )
 

@@ -26,16 +26,19 @@ def embedding_texts(body: dict[str, Any]) -> list[str]:
     inp = body.get("input")
     texts = [inp] if isinstance(inp, str) else inp
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise TranslationError("Gemini embeds text only: 'input' must be a string or an array of strings, "
-                               "not token ids.", param="input")
+        raise TranslationError(
+            "Gemini embeds text only: 'input' must be a string or an array of strings, not token ids.",
+            param="input",
+        )
     return texts
 
 
 def openai_to_gemini_embed_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     """The ``batchEmbedContents`` body for ``model`` (the upstream name, without ``models/``)."""
     dimensions = body.get("dimensions")
-    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)
-                                   or dimensions < 1):
+    if dimensions is not None and (
+        not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
+    ):
         raise TranslationError("'dimensions' must be a positive integer.", param="dimensions")
     requests = []
     for text in embedding_texts(body):
@@ -46,13 +49,17 @@ def openai_to_gemini_embed_request(body: dict[str, Any], model: str) -> dict[str
     return {"requests": requests}
 
 
-def gemini_to_openai_embeddings(raw: bytes, *, inputs: int, provider: str, model: str,
-                                encoding_format: str | None, prompt_tokens: int) -> dict[str, Any]:
+def gemini_to_openai_embeddings(
+    raw: bytes, *, inputs: int, provider: str, model: str, encoding_format: str | None, prompt_tokens: int
+) -> dict[str, Any]:
     """OpenAI's ``CreateEmbeddingResponse`` from a ``batchEmbedContents`` answer to ``inputs`` texts.
     An answer without one vector of numbers per input is the upstream's fault: a 502, which the
     failover loop may take to the next deployment."""
+
     def broken(why: str) -> UpstreamError:
-        return UpstreamError(f"{provider}: the embeddings answer {why}", status=502, provider=provider, body=raw)
+        return UpstreamError(
+            f"{provider}: the embeddings answer {why}", status=502, provider=provider, body=raw
+        )
 
     try:
         answer = orjson.loads(raw)
@@ -70,5 +77,9 @@ def gemini_to_openai_embeddings(raw: bytes, *, inputs: int, provider: str, model
         if encoding_format == "base64":
             vector = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    return {"object": "list", "data": data, "model": model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
