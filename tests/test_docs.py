@@ -105,7 +105,8 @@ def http_routes() -> list[tuple[str, str]]:
     from tollway.ingress import admin_api, models
 
     routes = [(method, path) for path, methods in server.ROUTES.items() for method in methods]
-    routes += [("GET", prefix + "*") for prefix in models.PREFIXES]  # /v1/models/{id}, matched by prefix
+    # /v1/models/{id}: matched by prefix, outside the table
+    routes += [(method, prefix + "*") for prefix in models.PREFIXES for method in server._ONE_MODEL]
     routes += [
         (method, admin_api.PREFIX + "/".join(pattern)) for method, pattern, _handler in admin_api._ROUTES
     ]
