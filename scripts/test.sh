@@ -98,6 +98,7 @@ apt_install() {
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
     >/dev/null 2>&1
 }
+none() { if [ "$mode" = throwaway ]; then echo "TOLLWAY_TEST_SERVICES=throwaway"; else echo "nothing answers on $1"; fi; }
 workdir() { [ -n "$tmp" ] || tmp=$(mktemp -d "${TMPDIR:-/tmp}/tollway-test-services.XXXXXX"); }
 
 pg_bindir() {
@@ -113,7 +114,7 @@ pg_bindir() {
 throwaway_pg() {
   local bin port user run
   bin=$(pg_bindir) || { can_apt && apt_install postgresql && bin=$(pg_bindir); } ||
-    die "PostgreSQL is needed and there is none: nothing answers on 127.0.0.1:5432, initdb/pg_ctl are not installed$(can_apt || echo ' and installing needs root with apt-get'); install PostgreSQL or set TOLLWAY_TEST_PG"
+    die "PostgreSQL is needed and there is none: $(none 127.0.0.1:5432), initdb/pg_ctl are not installed$(can_apt || echo ' and installing needs root with apt-get'); install PostgreSQL or set TOLLWAY_TEST_PG"
   workdir
   port=$(free_port)
   run=()
@@ -138,7 +139,7 @@ throwaway_pg() {
 throwaway_redis() {
   local port
   command -v redis-server >/dev/null || { can_apt && apt_install redis-server; } ||
-    die "Redis is needed and there is none: nothing answers on 127.0.0.1:6379, redis-server is not installed$(can_apt || echo ' and installing needs root with apt-get'); install redis-server or set TOLLWAY_TEST_REDIS"
+    die "Redis is needed and there is none: $(none 127.0.0.1:6379), redis-server is not installed$(can_apt || echo ' and installing needs root with apt-get'); install redis-server or set TOLLWAY_TEST_REDIS"
   workdir
   port=$(free_port)
   mkdir -p "$tmp/redis"
@@ -180,7 +181,8 @@ fi
 # the Redis in use is elsewhere
 command -v redis-server >/dev/null || { can_apt && apt_install redis-server; } ||
   die "redis-server is not installed (tests/test_replicas.py starts its own); install it"
-say "PostgreSQL ${TOLLWAY_TEST_PG%%\?*}, Redis $TOLLWAY_TEST_REDIS"
+redact() { sed -E 's#(//[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; } # a password is not printed
+say "PostgreSQL $(redact "$TOLLWAY_TEST_PG"), Redis $(redact "$TOLLWAY_TEST_REDIS")"
 
 # --- 3-6. the checks ----------------------------------------------------------------------------------
 step() {
@@ -193,5 +195,5 @@ step .venv/bin/mypy
 say "pytest"
 # not exec: the trap above stops the throwaway servers when pytest is done
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider --cov --cov-report=term:skip-covered "$@" || status=$?
+.venv/bin/python -m pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered "$@" || status=$?
 exit "$status"
