@@ -127,12 +127,12 @@ throwaway_pg() {
     run=(runuser -u "$user" --)
   fi
   say "starting a throwaway PostgreSQL ($bin) on port $port"
-  "${run[@]}" "$bin/initdb" -D "$tmp/pg/data" -U postgres --auth=trust -E UTF8 --locale=C --no-sync \
+  ${run[@]+"${run[@]}"} "$bin/initdb" -D "$tmp/pg/data" -U postgres --auth=trust -E UTF8 --locale=C --no-sync \
     >"$tmp/initdb.log" 2>&1 || die "initdb failed: $(tail -1 "$tmp/initdb.log")"
-  "${run[@]}" "$bin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/server.log" -w -t 30 start \
+  ${run[@]+"${run[@]}"} "$bin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/server.log" -w -t 30 start \
     -o "-p $port -k $tmp/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
     >/dev/null 2>&1 || die "the throwaway PostgreSQL did not start: $(tail -1 "$tmp/pg/server.log" 2>/dev/null)"
-  pg_ctl_stop=("${run[@]}" "$bin/pg_ctl" -D "$tmp/pg/data" -m immediate -w stop)
+  pg_ctl_stop=(${run[@]+"${run[@]}"} "$bin/pg_ctl" -D "$tmp/pg/data" -m immediate -w stop)
   export TOLLWAY_TEST_PG="postgresql://postgres@127.0.0.1:$port/postgres"
 }
 
