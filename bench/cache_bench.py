@@ -16,7 +16,7 @@ http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx 
          miss        every request new (a counter in the prompt): lookup, shared flight, store
          hit         one request, answered from the memory cache
          hit-stream  the same as a stream (chunks synthesized from the stored answer)
-         hit-redis   answered from the Redis cache (127.0.0.1:6379, a unique prefix)
+         hit-redis   answered from the Redis cache ($TOLLWAY_TEST_REDIS, else 127.0.0.1:6379; a unique prefix)
 micro  in one process: memory per cached answer (tracemalloc), the lookup of a hit without HTTP, the
        whole pipeline per call for the same scenarios (an upstream that answers at once, no sockets:
        the gateway's own CPU cost, steady on a busy machine), and the semantic cache (embedding one
@@ -44,7 +44,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work-cache"
 RESULTS = BENCH_DIR / "results" / "cache.json"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS") or "redis://127.0.0.1:6379/0"
 PORT = 18220
 SCENARIOS = ("none", "off", "bypass", "miss", "hit", "hit-stream", "hit-redis")
 FIXED = '{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}'

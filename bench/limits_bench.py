@@ -13,7 +13,8 @@ http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx 
 Scenarios: ``open`` (no key exists: auth short-circuits, nothing to limit); ``key`` (a key, no
 limits); ``limits-memory`` and ``limits-redis`` (a key with rpm, tpm, concurrency and a budget, a
 tenant with rpm and a budget, and a gateway budget: 7 ledgers per request, limits never reached).
-Redis is the machine's server at 127.0.0.1:6379 (a unique key prefix, removed afterwards).
+Redis is ``$TOLLWAY_TEST_REDIS``, else the machine's at 127.0.0.1:6379 (a unique key prefix, removed
+afterwards).
 Prints markdown; writes bench/results/limits.json.
 """
 
@@ -37,7 +38,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 WORK_DIR = BENCH_DIR / ".work" / "limits"  # gitignored, like bench/run.py's .work
 RESULTS = BENCH_DIR / "results" / "limits.json"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS") or "redis://127.0.0.1:6379/0"
 SCENARIOS = ("open", "key", "limits-memory", "limits-redis")
 GATEWAY_PORT = 18210
 UPSTREAM_PORTS = (18280, 18281)  # not bench/run.py's 18080/18081: both benchmarks may run on one machine

@@ -1,4 +1,10 @@
-"""Shared fixtures: fake providers and gateways on real sockets."""
+"""Shared fixtures: fake providers and gateways on real sockets, and where the test servers are.
+
+PostgreSQL and Redis are real servers: ``TOLLWAY_TEST_PG`` (a DSN whose database is the admin one
+that test databases are created from) and ``TOLLWAY_TEST_REDIS`` (a Redis URL) name them, and default
+to the machine's own on 5432 and 6379. ``scripts/test.sh`` sets both, starting servers when none
+answers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,6 +21,8 @@ from tollway.mock import MockOptions, RunningMock, start_mock
 from tollway.server import RunningServer, start_server
 
 MODELS = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+PG_ADMIN_DSN = os.environ.get("TOLLWAY_TEST_PG") or "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS") or "redis://127.0.0.1:6379/0"
 
 GatewayFactory = Callable[..., Awaitable[RunningServer]]
 
@@ -71,8 +80,11 @@ async def gateway(gateway_factory: GatewayFactory, mock_a: RunningMock, mock_b: 
     return await gateway_factory(two_provider_config(mock_a.url, mock_b.url))
 
 
-def pg_dsn(database: str = "postgres") -> str:
-    return os.environ.get("TOLLWAY_TEST_PG", f"postgresql://postgres@127.0.0.1:5432/{database}")
+def pg_dsn(database: str | None = None) -> str:
+    """The test server's DSN, for ``database`` (the admin database when None)."""
+    if database is None:
+        return PG_ADMIN_DSN
+    return urlsplit(PG_ADMIN_DSN)._replace(path=f"/{database}").geturl()
 
 
 async def create_pg_database() -> str:

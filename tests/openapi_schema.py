@@ -3,11 +3,12 @@
     validate("CreateChatCompletionResponse", body)        # AssertionError listing every violation
     validator("ErrorResponse").is_valid(body)             # a cached jsonschema validator
 
-The spec is ``shared/specs/openai-openapi.yaml`` beside the repository (or the file named by
-``TOLLWAY_OPENAI_SPEC``), loaded once per process. Parsing its 3 MB of YAML takes a second or two, so
-the rewritten spec is kept as JSON in the temporary directory, keyed by the file's size and mtime.
-The whole spec is one resource of a ``referencing`` registry, so ``#/components/schemas/...``
-references resolve wherever they appear.
+The schemas come from ``tests/data/openai-openapi/openai-openapi-subset.yaml``, the schemas the tests
+use and those they reference, cut from OpenAI's description by ``scripts/vendor-test-data.py`` (MIT,
+licence beside it), so the suite needs nothing outside the repository. ``TOLLWAY_OPENAI_SPEC`` names
+another file instead (the whole 3 MB description, say: parsing it takes a second or two). Loaded once
+per process. The whole spec is one resource of a ``referencing`` registry, so
+``#/components/schemas/...`` references resolve wherever they appear.
 
 OpenAPI 3.1 schemas are JSON Schema 2020-12, but this spec keeps a few OpenAPI 3.0 habits, which are
 rewritten on load so that they mean what their authors meant:
@@ -19,10 +20,7 @@ rewritten on load so that they mean what their authors meant:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,46 +31,24 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 SPEC_URI = "urn:tollway:openai-openapi"
-_SPEC_NAME = "openai-openapi.yaml"
-_CACHE_VERSION = 1  # bump when _normalise changes
 # keys whose values are maps of names to schemas, not schemas themselves
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 # keys whose values are data, never schemas
 _DATA_KEYS = frozenset({"example", "examples", "default", "const", "enum", "x-oaiMeta"})
 
 
+SUBSET = Path(__file__).resolve().parent / "data" / "openai-openapi" / "openai-openapi-subset.yaml"
+
+
 def spec_path() -> Path:
     explicit = os.environ.get("TOLLWAY_OPENAI_SPEC")
-    if explicit:
-        return Path(explicit)
-    repo = Path(__file__).resolve().parent.parent
-    for base in (repo, repo.parent):
-        candidate = base / "shared" / "specs" / _SPEC_NAME
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{_SPEC_NAME} not found in shared/specs beside {repo}; set TOLLWAY_OPENAI_SPEC")
+    return Path(explicit) if explicit else SUBSET
 
 
 @cache
 def load_spec() -> dict[str, Any]:
     """The spec with every component schema rewritten to plain JSON Schema 2020-12."""
-    path = spec_path()
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{_CACHE_VERSION}".encode())
-    cached = Path(tempfile.gettempdir()) / f"tollway-openapi-{key.hexdigest()[:16]}.json"
-    try:
-        spec: dict[str, Any] = json.loads(cached.read_bytes())
-        return spec
-    except (OSError, ValueError):
-        pass
-    spec = _parse(path)
-    partial = cached.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        partial.write_text(json.dumps(spec))
-        os.replace(partial, cached)
-    except OSError:
-        partial.unlink(missing_ok=True)  # a read-only temp dir only costs speed
-    return spec
+    return _parse(spec_path())
 
 
 class _JSONLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -106,7 +82,9 @@ def _registry() -> Registry[Any]:
 def validator(name: str) -> Draft202012Validator:
     """A validator for the component schema ``name`` (KeyError if the spec has no such schema)."""
     if name not in load_spec()["components"]["schemas"]:
-        raise KeyError(f"no component schema named {name!r} in {_SPEC_NAME}")
+        raise KeyError(
+            f"no component schema {name!r} in {spec_path()}: add it to scripts/vendor-test-data.py"
+        )
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$ref": f"{SPEC_URI}#/components/schemas/{name}",

@@ -1,5 +1,5 @@
-"""The Redis answer store against the real Redis at 127.0.0.1:6379 (a fresh key prefix per test): LRU
-and byte bounds, TTL, two gateway *processes* sharing answers, and a Redis that is not there."""
+"""The Redis answer store against the real Redis of ``TOLLWAY_TEST_REDIS`` (a fresh key prefix per
+test): LRU and byte bounds, TTL, two gateway *processes* sharing answers, and a Redis that is not there."""
 
 from __future__ import annotations
 
@@ -15,19 +15,18 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import GatewayFactory, two_provider_config
+from conftest import REDIS_URL, GatewayFactory, two_provider_config
 from redis.asyncio import Redis
 
 from tollway.cache.entry import Entry
 from tollway.cache.redis import RedisStore
 from tollway.mock import RunningMock
 
-REDIS = "redis://127.0.0.1:6379/0"
 MSG: Any = [{"role": "user", "content": "shared between processes"}]
 
 
 async def drop(prefix: str) -> None:
-    r = Redis.from_url(REDIS)
+    r = Redis.from_url(REDIS_URL)
     keys = [k async for k in r.scan_iter(match="{" + prefix + ":cache}*", count=1000)]
     if keys:
         await r.delete(*keys)
@@ -49,7 +48,7 @@ def free_port() -> int:
 
 
 async def test_lru_and_byte_bounds(prefix: str) -> None:
-    store = RedisStore(REDIS, prefix=prefix, timeout=1, max_entries=3, max_bytes=10_000)
+    store = RedisStore(REDIS_URL, prefix=prefix, timeout=1, max_entries=3, max_bytes=10_000)
     for i in range(3):
         await store.put(f"k{i}", Entry(b"x" * 100, "t"), ttl=60)
     assert await store.get("k0") is not None  # k0 is now the most recently used
@@ -66,7 +65,7 @@ async def test_lru_and_byte_bounds(prefix: str) -> None:
 
 
 async def test_ttl(prefix: str) -> None:
-    store = RedisStore(REDIS, prefix=prefix, timeout=1, max_entries=10, max_bytes=10_000)
+    store = RedisStore(REDIS_URL, prefix=prefix, timeout=1, max_entries=10, max_bytes=10_000)
     await store.put("short", Entry(b"{}", "t"), ttl=0.2)
     assert await store.get("short") is not None
     await asyncio.sleep(0.3)
@@ -95,12 +94,12 @@ redis_prefix = "{prefix}"
 redis_timeout = 5.0
 temperature_policy = "cache"
 """)
-    log = (tmp_path / "other.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tollway", "start", "--config", str(config), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "other.log").open("wb") as log:  # the child writes to its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tollway", "start", "--config", str(config), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert proc.poll() is None, (tmp_path / "other.log").read_text()

@@ -56,6 +56,7 @@ async def test_start_without_keys_serves_builtin_fakes(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()  # reaps it and closes the pipes
     assert (tmp_path / "home" / "tollway.db").exists()
 
 
@@ -86,7 +87,7 @@ async def test_mock_command_serves_and_injects_faults(tmp_path: Path) -> None:
                 assert r.status == 200
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)  # reaps it and closes the pipes
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:

@@ -359,10 +359,11 @@ async def test_models_list_needs_a_key_and_shows_only_allowed_models(gw: Running
         assert status == 401 and body["error"]["type"] == "authentication_error"
         async with s.get(f"{gw.url}/v1/models", headers={"Authorization": "Bearer sk-tw-wrong"}) as r:
             assert r.status == 401
-    listed = [m.id async for m in client(gw, secret).models.list()]
-    assert listed == ["gpt-4o-mini"]
-    assert (await client(gw, secret).models.retrieve("gpt-4o-mini")).id == "gpt-4o-mini"
-    with pytest.raises(openai.NotFoundError):  # served, but not to this key
-        await client(gw, secret).models.retrieve("gpt-4o")
-    with pytest.raises(openai.AuthenticationError):
-        await client(gw, "sk-tw-wrong").models.retrieve("gpt-4o-mini")
+    async with client(gw, secret) as c, client(gw, "sk-tw-wrong") as wrong:
+        listed = [m.id async for m in c.models.list()]
+        assert listed == ["gpt-4o-mini"]
+        assert (await c.models.retrieve("gpt-4o-mini")).id == "gpt-4o-mini"
+        with pytest.raises(openai.NotFoundError):  # served, but not to this key
+            await c.models.retrieve("gpt-4o")
+        with pytest.raises(openai.AuthenticationError):
+            await wrong.models.retrieve("gpt-4o-mini")

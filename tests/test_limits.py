@@ -17,9 +17,9 @@ import aiohttp
 import openai
 import orjson
 import pytest
-from conftest import GatewayFactory, two_provider_config
+from conftest import REDIS_URL, GatewayFactory, two_provider_config
 from multidict import CIMultiDict
-from test_limits_backends import REDIS_URL, drop_prefix
+from test_limits_backends import drop_prefix
 
 from tollway.keys.spec import KeySpec, parse_limits
 from tollway.limits.period import current

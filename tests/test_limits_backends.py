@@ -8,13 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import REDIS_URL
 from redis.asyncio import Redis
 
 from tollway.limits.ledger import Backend, Check, Op, Settlement
 from tollway.limits.memory import MemoryBackend
 from tollway.limits.redis import RedisBackend
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def drop_prefix(prefix: str) -> None:

@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
-from conftest import GatewayFactory, create_pg_database, drop_pg_database, two_provider_config
+from conftest import REDIS_URL, GatewayFactory, create_pg_database, drop_pg_database, two_provider_config
 from multidict import CIMultiDict
 from test_limits import CALL_COST, MAX_TOKENS, PRICES, PROMPT
 from test_limits_backends import drop_prefix
@@ -61,8 +61,10 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], path: str = "/health", ti
 
 
 def tollway(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "tollway", *args], stdout=out, stderr=subprocess.STDOUT)
+    with log.open("wb") as out:  # the child writes to its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "tollway", *args], stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 @dataclass
@@ -98,7 +100,7 @@ refresh_interval = 0.5
 
 [limits]
 backend = "redis"
-redis_url = "redis://127.0.0.1:6379/0"
+redis_url = "{REDIS_URL}"
 redis_prefix = "{prefix}"
 redis_timeout = 5.0
 

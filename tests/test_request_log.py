@@ -228,6 +228,7 @@ async def test_graceful_stop_loses_no_row(
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()  # reaps it and closes the pipes
     store = await LogStore.open(storage)
     try:
         assert await store.count() == n

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import GatewayFactory, two_provider_config
+from conftest import REDIS_URL, GatewayFactory, two_provider_config
 from redis.asyncio import Redis
 
 from tollway.cache.embed import EmbedderUnavailable, LocalEmbedder
@@ -93,7 +93,7 @@ def test_long_prompts_get_no_vector() -> None:
 async def prefix() -> AsyncIterator[str]:
     name = f"tollway-test-{uuid.uuid4().hex[:12]}"
     yield name
-    r = Redis.from_url("redis://127.0.0.1:6379/0")
+    r = Redis.from_url(REDIS_URL)
     keys = [k async for k in r.scan_iter(match="{" + name + ":cache}*", count=1000)]
     if keys:
         await r.delete(*keys)

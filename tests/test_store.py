@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from conftest import PG_ADMIN_DSN, pg_dsn
 
 from tollway.errors import StoreConflict, StoreError
 from tollway.store import (
@@ -33,7 +34,6 @@ from tollway.store.tables import COLUMNS
 
 SCHEMA_V4 = json.loads((Path(__file__).parent / "data" / "schema_v4.json").read_text())
 
-PG_ADMIN_DSN = os.environ.get("TOLLWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -79,9 +79,8 @@ def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
     name = f"tollway_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield pg_dsn(name)
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
