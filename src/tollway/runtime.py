@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .cache.responses import ResponseCache
+from .cache.answers import AnswerCache
 from .config import Config
 from .keys.cache import KeyCache
 from .limits.limiter import Limiter
@@ -25,4 +25,4 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     keys: KeyCache | None = None  # None: no key checks (open)
     limits: Limiter | None = None  # None: no rate limits or budgets
-    cache: ResponseCache | None = None  # None: no response cache, no deduplication
+    cache: AnswerCache | None = None  # None: no response cache, no deduplication

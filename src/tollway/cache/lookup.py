@@ -23,7 +23,7 @@ from .replay import send_answer
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
-    from .responses import ResponseCache
+    from .answers import AnswerCache
 
 HEADER = b"x-tollway-cache"
 SIMILARITY_HEADER = b"x-tollway-cache-similarity"
@@ -49,7 +49,7 @@ def set_status(call: Call, status: str) -> None:
     call.extra_headers.append((HEADER, status.encode()))
 
 
-def _bypass(cache: ResponseCache, call: Call) -> None:
+def _bypass(cache: AnswerCache, call: Call) -> None:
     call.cache_status = "bypass"
     call.extra_headers.append(_BYPASS)
     cache.count("bypass")

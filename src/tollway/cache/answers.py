@@ -1,4 +1,4 @@
-"""``ResponseCache``: what a running gateway holds for caching — the policy, the answer store (memory
+"""``AnswerCache``: what a running gateway holds for caching — the policy, the answer store (memory
 or Redis), the semantic cache when enabled, the calls in flight that identical calls may join, and
 counters for ``/stats``."""
 
@@ -24,7 +24,7 @@ log = logging.getLogger("tollway.cache")
 _WARN_EVERY = 30.0  # seconds between two warnings about an unreachable shared store
 
 
-class ResponseCache:
+class AnswerCache:
     def __init__(
         self, config: CacheConfig, store: AnswerStore, semantic: SemanticCache | None = None
     ) -> None:
@@ -87,7 +87,7 @@ class ResponseCache:
         await self.store.close()
 
 
-def make_cache(config: Config) -> ResponseCache:
+def make_cache(config: Config) -> AnswerCache:
     c = config.cache
     store: AnswerStore
     redis_store = None
@@ -119,4 +119,4 @@ def make_cache(config: Config) -> ResponseCache:
             )
         embedder = make_embedder(s.embedder, model_path=s.model_path, tokenizer_path=s.tokenizer_path)
         semantic = SemanticCache(s, embedder, index)
-    return ResponseCache(c, store, semantic)
+    return AnswerCache(c, store, semantic)
