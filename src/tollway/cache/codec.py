@@ -20,9 +20,9 @@ import orjson
 
 from ..call import Call, ClientProtocol
 from ..sse import DONE, SSEEvent, encode_json, encode_named
-from ..translate.anthropic_ingress import openai_to_anthropic_response
-from ..translate.anthropic_ingress_stream import OpenAIToAnthropicStream
-from ..translate.anthropic_response import AnthropicToOpenAIStream, anthropic_to_openai_response
+from ..translate.anthropic.client_response import openai_to_anthropic_response
+from ..translate.anthropic.client_stream import OpenAIToAnthropicStream
+from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, anthropic_to_openai_response
 from .completion import synthesize_chunks
 
 

@@ -28,7 +28,7 @@ from ..providers.anthropic import AnthropicUpstream
 from ..runtime import Runtime
 from ..sse import encode_named
 from ..tokens import estimate_prompt
-from ..translate.anthropic_ingress import anthropic_to_openai_request
+from ..translate.anthropic.client_request import anthropic_to_openai_request
 from .calls import new_call, serve
 
 

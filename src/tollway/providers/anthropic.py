@@ -2,7 +2,7 @@
 
 Anthropic clients are passed through untouched (so ``cache_control``, thinking blocks and
 everything else Anthropic-specific survive); OpenAI clients are translated both ways
-(``translate.anthropic``), streams included.
+(``translate.anthropic.upstream_*``), streams included.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from ..config import ProviderConfig
 from ..errors import StreamInterrupted, UpstreamError
 from ..sse import SSEEvent, encode_data
 from ..tokens import estimate_prompt
-from ..translate.anthropic import openai_to_anthropic_request
-from ..translate.anthropic_response import AnthropicToOpenAIStream, anthropic_to_openai_response
+from ..translate.anthropic.upstream_request import openai_to_anthropic_request
+from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, anthropic_to_openai_response
 from ..translate.errors import TranslationError, anthropic_event_error, upstream_error
 from ..translate.usage import merge_anthropic_usage, usage_from_anthropic
 from .base import Reply

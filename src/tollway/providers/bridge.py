@@ -13,11 +13,9 @@ import orjson
 
 from ..call import Call, ClientProtocol
 from ..sse import DONE, encode_json, encode_named
-from ..translate.anthropic_ingress import (
-    OpenAIToAnthropicStream,
-    anthropic_to_openai_request,
-    openai_to_anthropic_response,
-)
+from ..translate.anthropic.client_request import anthropic_to_openai_request
+from ..translate.anthropic.client_response import openai_to_anthropic_response
+from ..translate.anthropic.client_stream import OpenAIToAnthropicStream
 
 
 class ClientChunks(Protocol):

@@ -15,12 +15,13 @@ from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..sse import SSEEvent
 from ..tokens import estimate_prompt, estimate_text
-from ..translate.gemini import GeminiToOpenAIStream, gemini_to_openai_response, openai_to_gemini_request
-from ..translate.gemini_embeddings import (
+from ..translate.gemini.embeddings import (
     embedding_texts,
     gemini_to_openai_embeddings,
     openai_to_gemini_embed_request,
 )
+from ..translate.gemini.upstream_request import openai_to_gemini_request
+from ..translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
 from ..translate.usage import usage_from_gemini
 from .anthropic import named_error
 from .base import Reply

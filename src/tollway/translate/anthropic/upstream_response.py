@@ -8,7 +8,7 @@ The stream machine turns Anthropic's typed events into ``chat.completion.chunk``
   fragments; a block that streamed no argument text sends ``{}`` (never ``""``, never a ``{}``
   prefix before the real arguments).
 - thinking → ``reasoning_content`` deltas, then the whole block with its signature as one
-  ``thinking_blocks`` entry when the block stops (see ``openai_wire``).
+  ``thinking_blocks`` entry when the block stops (see ``pivot``).
 - ``message_delta`` → stop reason and output usage, merged with message_start's counts.
 - ``message_stop`` → the finish chunk, then the usage chunk if the client asked for one.
 - ``ping`` is ignored; an ``error`` event raises ``UpstreamError``. The caller writes
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollway.call import Usage
-from tollway.translate import openai_wire as oa
+from tollway.translate import pivot
 from tollway.translate.errors import anthropic_event_error, stream_ended_early
 from tollway.translate.usage import merge_anthropic_usage, usage_from_anthropic, usage_to_openai
 
@@ -39,7 +39,7 @@ def anthropic_tool_id(call_id: Any) -> str:
     return text or "toolu_missing_id"
 
 
-def finish_reason(stop_reason: Any, *, tool_calls: bool) -> oa.FinishReason:
+def finish_reason(stop_reason: Any, *, tool_calls: bool) -> pivot.FinishReason:
     if stop_reason in ("max_tokens", "model_context_window_exceeded"):
         return "length"  # also when the cut fell inside a tool call's arguments
     if stop_reason == "tool_use":
@@ -73,23 +73,24 @@ def anthropic_to_openai_response(
         elif kind == "redacted_thinking":
             thinking_blocks.append({"type": "redacted_thinking", "data": block.get("data", "")})
         elif kind == "tool_use" and block.get("name") == JSON_TOOL:
-            texts.append(oa.dump_json(block.get("input") or {}))
+            texts.append(pivot.dump_json(block.get("input") or {}))
         elif kind == "tool_use":
-            arguments = oa.dump_json(block.get("input") or {})
-            tool_calls.append(oa.tool_call(str(block.get("id", "")), str(block.get("name", "")), arguments))
+            arguments = pivot.dump_json(block.get("input") or {})
+            call = pivot.tool_call(str(block.get("id", "")), str(block.get("name", "")), arguments)
+            tool_calls.append(call)
         # server tools (web search, code execution) ran upstream; OpenAI has no place for their blocks
-    message = oa.assistant_message(
+    message = pivot.assistant_message(
         text="".join(texts) if texts or not tool_calls else None,
         tool_calls=tool_calls,
         reasoning="".join(reasoning) or None,
         thinking_blocks=thinking_blocks,
     )
     reason = finish_reason(body.get("stop_reason"), tool_calls=bool(tool_calls))
-    return oa.completion(
+    return pivot.completion(
         request_id=request_id,
         model=model,
-        created=oa.now() if created is None else created,
-        choices=[oa.message_choice(0, message, reason)],
+        created=pivot.now() if created is None else created,
+        choices=[pivot.message_choice(0, message, reason)],
         usage=usage_to_openai(usage_from_anthropic(body.get("usage") or {})),
     )
 
@@ -114,7 +115,7 @@ class AnthropicToOpenAIStream:
     def __init__(
         self, *, model: str, request_id: str, include_usage: bool, created: int | None = None
     ) -> None:
-        self._chunks = oa.ChunkFactory(request_id=request_id, model=model, created=created)
+        self._chunks = pivot.ChunkFactory(request_id=request_id, model=model, created=created)
         self._include_usage = include_usage
         self._blocks: dict[int, _Block] = {}
         self._tool_calls = 0
@@ -211,7 +212,7 @@ class AnthropicToOpenAIStream:
         if block is None:
             return []
         if block.kind in ("tool", "json") and not block.streamed_arguments:
-            arguments = oa.dump_json(block.start_input or {})
+            arguments = pivot.dump_json(block.start_input or {})
             if block.kind == "json":
                 return self._content(arguments)
             return [self._chunks.tool_delta(block.position, {"function": {"arguments": arguments}})]
@@ -224,12 +225,12 @@ class AnthropicToOpenAIStream:
         return [self._chunks.delta({"content": text})] if text else []
 
     def _reasoning(self, text: str) -> list[dict[str, Any]]:
-        return [self._chunks.delta({oa.REASONING: text})] if text else []
+        return [self._chunks.delta({pivot.REASONING: text})] if text else []
 
     def _thinking_block(self, saved: dict[str, Any]) -> dict[str, Any]:
         entry = {"index": self._thinking_blocks, **saved}
         self._thinking_blocks += 1
-        return self._chunks.delta({oa.THINKING_BLOCKS: [entry]})
+        return self._chunks.delta({pivot.THINKING_BLOCKS: [entry]})
 
     def _final(self) -> list[dict[str, Any]]:
         self._done = True

@@ -1,7 +1,7 @@
 """Anthropic clients served by an OpenAI-compatible upstream: Anthropic request → OpenAI body, OpenAI
 response and stream → Anthropic response and stream events.
 
-Goldens in ``tests/golden/translate/anthropic_ingress``: ``streams/*.sse`` are OpenAI streams as
+Goldens in ``tests/golden/translate/anthropic/client``: ``streams/*.sse`` are OpenAI streams as
 sent on the wire, ``*.expected.sse`` the Anthropic event stream an Anthropic client receives (ending
 in an ``error`` event when the upstream failed midway). ``TOLLWAY_UPDATE_GOLDEN=1`` rewrites the
 expected side. Every produced stream is also checked event by event against the ``anthropic`` SDK's
@@ -25,14 +25,12 @@ from pydantic import TypeAdapter
 from tollway.call import Usage
 from tollway.errors import StreamInterrupted, TollwayError
 from tollway.sse import SSEDecoder, encode_named
-from tollway.translate.anthropic_ingress import (
-    OpenAIToAnthropicStream,
-    anthropic_to_openai_request,
-    openai_to_anthropic_response,
-)
+from tollway.translate.anthropic.client_request import anthropic_to_openai_request
+from tollway.translate.anthropic.client_response import openai_to_anthropic_response
+from tollway.translate.anthropic.client_stream import OpenAIToAnthropicStream
 from tollway.translate.errors import anthropic_stream_error
 
-GOLDEN = Path(__file__).parent / "golden" / "translate" / "anthropic_ingress"
+GOLDEN = Path(__file__).parent / "golden" / "translate" / "anthropic" / "client"
 UPDATE = os.environ.get("TOLLWAY_UPDATE_GOLDEN") == "1"
 EVENT = TypeAdapter(RawMessageStreamEvent)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tollway.call import Usage
-from tollway.translate import openai_wire as oa
-from tollway.translate.anthropic_response import anthropic_tool_id
+from tollway.translate import pivot
+from tollway.translate.anthropic.upstream_response import anthropic_tool_id
 from tollway.translate.errors import openai_chunk_error, stream_ended_early
 from tollway.translate.usage import usage_from_openai, usage_to_anthropic
 
@@ -88,7 +88,7 @@ class OpenAIToAnthropicStream:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # Anthropic has one answer per message: n > 1 is never asked for
             delta = choice.get("delta") or {}
-            reasoning = delta.get(oa.REASONING) or delta.get("reasoning")
+            reasoning = delta.get(pivot.REASONING) or delta.get("reasoning")
             if self._include_thinking and isinstance(reasoning, str) and reasoning:
                 events += self._thinking(reasoning)
             for text in (delta.get("content"), delta.get("refusal")):
@@ -210,7 +210,7 @@ class OpenAIToAnthropicStream:
                 self._live = tool
         if fragment.get("id") and not tool.id:
             tool.id = str(fragment["id"])
-        function = oa.as_dict(fragment.get("function"))
+        function = pivot.as_dict(fragment.get("function"))
         if function.get("name") and not tool.name:  # some upstreams repeat the name in every fragment
             tool.name = str(function["name"])
         arguments = function.get("arguments")

@@ -1,9 +1,8 @@
-"""OpenAI chat completions → Anthropic Messages, and the answer back: an OpenAI client served by Claude.
+"""The OpenAI chat-completions body (the pivot) → the Anthropic Messages request an upstream Claude is
+sent: an OpenAI client, or any client through the pivot, served by Anthropic.
 
-``openai_to_anthropic_request`` (here) builds the ``/v1/messages`` body;
-``anthropic_to_openai_response`` and ``AnthropicToOpenAIStream`` (defined in ``anthropic_response``,
-importable from here too) turn the answer into what the OpenAI client expects. What is approximated
-or dropped, and why, is in ``docs/translation.md``.
+``openai_to_anthropic_request`` builds the ``/v1/messages`` body; ``upstream_response`` turns the
+answer back into the pivot. What is approximated or dropped, and why, is in ``docs/translation.md``.
 
 JSON mode, which Anthropic has no switch for:
 
@@ -23,14 +22,8 @@ import binascii
 from typing import Any, Literal
 
 from tollway.errors import InvalidRequest
-from tollway.translate import openai_wire as oa
-from tollway.translate.anthropic_response import (
-    JSON_TOOL,
-    AnthropicToOpenAIStream,
-    anthropic_to_openai_response,
-    anthropic_tool_id,
-    finish_reason,
-)
+from tollway.translate import pivot
+from tollway.translate.anthropic.upstream_response import JSON_TOOL, anthropic_tool_id
 from tollway.translate.errors import TranslationError
 
 JSON_OBJECT_INSTRUCTION = (
@@ -81,11 +74,11 @@ def openai_to_anthropic_request(
     system, turns = _convert_messages(messages)
     out: dict[str, Any] = {"model": upstream_model, "messages": turns}
 
-    max_tokens = oa.max_output_tokens(body)
+    max_tokens = pivot.max_output_tokens(body)
     out["max_tokens"] = max_tokens if max_tokens is not None else default_max_tokens
 
-    tools = [_tool(function) for function in oa.function_tools(body)]
-    choice = oa.tool_choice(body)
+    tools = [_tool(function) for function in pivot.function_tools(body)]
+    choice = pivot.tool_choice(body)
     forced = choice is not None and choice.mode == "required"
     _apply_thinking(
         out,
@@ -97,11 +90,11 @@ def openai_to_anthropic_request(
     thinking_on = out.get("thinking", {}).get("type") in ("enabled", "adaptive")
 
     anthropic_choice = _tool_choice(choice, body.get("parallel_tool_calls")) if tools else None
-    kind, schema_spec = oa.response_format(body)
+    kind, schema_spec = pivot.response_format(body)
     if kind == "json_object":
         system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
     elif kind == "json_schema" and schema_spec is not None:
-        schema = oa.as_dict(schema_spec.get("schema"))
+        schema = pivot.as_dict(schema_spec.get("schema"))
         if structured_output == "native":
             out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
         elif choice is not None and choice.mode == "none":
@@ -109,7 +102,7 @@ def openai_to_anthropic_request(
                 {
                     "type": "text",
                     "text": f"{JSON_OBJECT_INSTRUCTION} It must match this JSON schema: "
-                    f"{oa.dump_json(schema)}",
+                    f"{pivot.dump_json(schema)}",
                 }
             )
         else:
@@ -133,7 +126,7 @@ def openai_to_anthropic_request(
         out["tools"] = tools
         if anthropic_choice is not None:
             out["tool_choice"] = anthropic_choice
-    stops = oa.stop_sequences(body)
+    stops = pivot.stop_sequences(body)
     if stops:
         out["stop_sequences"] = stops
     if sampling:
@@ -223,7 +216,7 @@ def _input_schema(parameters: Any) -> dict[str, Any]:
     return parameters
 
 
-def _tool_choice(choice: oa.ToolChoice | None, parallel: Any) -> dict[str, Any] | None:
+def _tool_choice(choice: pivot.ToolChoice | None, parallel: Any) -> dict[str, Any] | None:
     result: dict[str, Any] | None
     if choice is None:
         result = {"type": "auto"} if parallel is False else None
@@ -339,7 +332,7 @@ def _image_block(part: dict[str, Any]) -> dict[str, Any]:
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
         raise InvalidRequest("image_url.url is required", param="messages")
-    data = oa.parse_data_url(url)
+    data = pivot.parse_data_url(url)
     source = (
         {"type": "base64", "media_type": data[0], "data": data[1]} if data else {"type": "url", "url": url}
     )
@@ -356,7 +349,7 @@ def _document_block(part: dict[str, Any]) -> dict[str, Any]:
         raise TranslationError(
             "an OpenAI file_id cannot be read by Anthropic; send file_data", param="messages"
         )
-    media_type, data = oa.parse_data_url(file_data) or ("application/pdf", file_data)
+    media_type, data = pivot.parse_data_url(file_data) or ("application/pdf", file_data)
     block: dict[str, Any]
     if media_type == "application/pdf":
         block = {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
@@ -384,7 +377,7 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     ):
         block["content"] = _user_blocks(content, 0)
     else:
-        text = oa.content_text(content)
+        text = pivot.content_text(content)
         if text:
             block["content"] = text
     return block
@@ -392,7 +385,7 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for saved in message.get(oa.THINKING_BLOCKS) or []:
+    for saved in message.get(pivot.THINKING_BLOCKS) or []:
         if not isinstance(saved, dict):
             continue
         if saved.get("type") == "thinking" and saved.get("signature"):
@@ -401,7 +394,7 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
             )
         elif saved.get("type") == "redacted_thinking" and saved.get("data"):
             blocks.append({"type": "redacted_thinking", "data": saved["data"]})
-    text = oa.content_text(message.get("content"))
+    text = pivot.content_text(message.get("content"))
     if text.strip():
         blocks.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
@@ -413,17 +406,7 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
                 "type": "tool_use",
                 "id": anthropic_tool_id(call.get("id")),
                 "name": str(function.get("name", "")),
-                "input": oa.parse_arguments(function.get("arguments")),
+                "input": pivot.parse_arguments(function.get("arguments")),
             }
         )
     return blocks
-
-
-__all__ = [
-    "JSON_TOOL",
-    "AnthropicToOpenAIStream",
-    "anthropic_to_openai_response",
-    "anthropic_tool_id",
-    "finish_reason",
-    "openai_to_anthropic_request",
-]

@@ -1,7 +1,7 @@
 """OpenAI clients served by Claude: OpenAI request → Anthropic body, Anthropic response and stream →
 OpenAI response and chunks.
 
-Golden files live in ``tests/golden/translate/anthropic``: ``requests/*.json`` and
+Golden files live in ``tests/golden/translate/anthropic/upstream``: ``requests/*.json`` and
 ``responses/*.json`` hold ``input`` and ``expected``; ``streams/*.sse`` are Anthropic streams as
 sent on the wire and ``*.expected.jsonl`` the OpenAI chunks they become (a last ``raised`` line when
 the stream fails). ``TOLLWAY_UPDATE_GOLDEN=1 pytest`` rewrites the expected side; review the diff.
@@ -24,11 +24,11 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tollway.call import Usage
 from tollway.errors import StreamInterrupted, UpstreamError, UpstreamUnavailable
 from tollway.sse import DONE, SSEDecoder, encode_json
-from tollway.translate.anthropic import (
+from tollway.translate.anthropic.upstream_request import openai_to_anthropic_request
+from tollway.translate.anthropic.upstream_response import (
     JSON_TOOL,
     AnthropicToOpenAIStream,
     anthropic_to_openai_response,
-    openai_to_anthropic_request,
 )
 from tollway.translate.errors import (
     TranslationError,
@@ -37,7 +37,7 @@ from tollway.translate.errors import (
     upstream_error,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "translate" / "anthropic"
+GOLDEN = Path(__file__).parent / "golden" / "translate" / "anthropic" / "upstream"
 UPDATE = os.environ.get("TOLLWAY_UPDATE_GOLDEN") == "1"
 CREATED = 1_700_000_000
 

@@ -1,8 +1,8 @@
-"""Anthropic Messages → OpenAI chat completions, and the answer back: an Anthropic client (``POST
-/v1/messages``, the Anthropic SDKs, Claude Code) served by an OpenAI-compatible upstream.
+"""An Anthropic client's Messages request → the OpenAI chat-completions body (the pivot): an Anthropic
+client (``POST /v1/messages``, the Anthropic SDKs, Claude Code) served by an OpenAI-compatible
+upstream, or by any other through the pivot.
 
-``anthropic_to_openai_request`` and ``openai_to_anthropic_response`` are here; the stream machine
-``OpenAIToAnthropicStream`` is in ``anthropic_ingress_stream`` (importable from here too).
+The answer goes back through ``client_response`` (whole) and ``client_stream`` (streamed).
 Dropped and approximated fields are listed in ``docs/translation.md``.
 """
 
@@ -11,10 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from tollway.errors import InvalidRequest
-from tollway.translate import openai_wire as oa
-from tollway.translate.anthropic_ingress_stream import OpenAIToAnthropicStream, message_id, stop_reason
-from tollway.translate.anthropic_response import anthropic_tool_id
-from tollway.translate.usage import usage_from_openai, usage_to_anthropic
+from tollway.translate import pivot
 
 # extended-thinking budget → reasoning_effort
 _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
@@ -48,7 +45,7 @@ def anthropic_to_openai_request(
     if tools:
         out["tools"] = tools
         _apply_tool_choice(out, body.get("tool_choice"))
-    output_config = oa.as_dict(body.get("output_config"))
+    output_config = pivot.as_dict(body.get("output_config"))
     fmt = output_config.get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         out["response_format"] = {
@@ -191,7 +188,7 @@ def _tool_result_content(content: Any) -> tuple[str, list[dict[str, Any]]]:
 
 def _user_part(block: dict[str, Any]) -> dict[str, Any] | None:
     kind = block.get("type")
-    source = oa.as_dict(block.get("source"))
+    source = pivot.as_dict(block.get("source"))
     if kind == "text":
         return {"type": "text", "text": str(block.get("text", ""))}
     if kind == "image":
@@ -224,65 +221,13 @@ def _assistant_message(blocks: list[Any]) -> dict[str, Any]:
             texts.append(str(block.get("text", "")))
         elif block.get("type") == "tool_use":
             calls.append(
-                oa.tool_call(
+                pivot.tool_call(
                     str(block.get("id", "")),
                     str(block.get("name", "")),
-                    oa.dump_json(block.get("input") or {}),
+                    pivot.dump_json(block.get("input") or {}),
                 )
             )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
     return message
-
-
-# --- response ---------------------------------------------------------------------------------
-
-
-def openai_to_anthropic_response(
-    body: dict[str, Any], *, model: str, include_thinking: bool = True
-) -> dict[str, Any]:
-    """The Anthropic Messages response for an OpenAI chat completion (its first choice)."""
-    choices = body.get("choices") or []
-    choice = choices[0] if choices else {}
-    message = choice.get("message") or {}
-    content: list[dict[str, Any]] = []
-    reasoning = message.get(oa.REASONING) or message.get("reasoning")
-    if include_thinking and isinstance(reasoning, str) and reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = oa.content_text(message.get("content")) or message.get("refusal") or ""
-    if text:
-        content.append({"type": "text", "text": text})
-    calls = [
-        c
-        for c in message.get("tool_calls") or []
-        if isinstance(c, dict) and isinstance(c.get("function"), dict)
-    ]
-    for position, call in enumerate(calls):
-        content.append(
-            {
-                "type": "tool_use",
-                "id": anthropic_tool_id(call["id"]) if call.get("id") else f"toolu_{position}",
-                "name": str(call["function"].get("name", "")),
-                "input": oa.parse_arguments(call["function"].get("arguments")),
-            }
-        )
-    refused = bool(message.get("refusal")) and not message.get("content")
-    reason = "refusal" if refused else stop_reason(choice.get("finish_reason"), tool_calls=bool(calls))
-    return {
-        "id": message_id(body.get("id")),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": reason,
-        "stop_sequence": None,
-        "usage": usage_to_anthropic(usage_from_openai(body.get("usage") or {})),
-    }
-
-
-__all__ = [
-    "OpenAIToAnthropicStream",
-    "anthropic_to_openai_request",
-    "openai_to_anthropic_response",
-]

@@ -1,7 +1,7 @@
 """OpenAI clients served by Gemini: OpenAI request → ``generateContent`` body, Gemini response and
 ``streamGenerateContent?alt=sse`` stream → OpenAI response and chunks.
 
-Goldens in ``tests/golden/translate/gemini`` (``TOLLWAY_UPDATE_GOLDEN=1`` rewrites the expected
+Goldens in ``tests/golden/translate/gemini/upstream`` (``TOLLWAY_UPDATE_GOLDEN=1`` rewrites the expected
 side). Every body produced is validated piece by piece against the ``google-genai`` SDK's wire
 types, which forbid unknown fields, and every response and chunk against the ``openai`` SDK's.
 """
@@ -26,17 +26,13 @@ from tollway.call import Usage
 from tollway.errors import StreamInterrupted, UpstreamError
 from tollway.sse import DONE, SSEDecoder, encode_json
 from tollway.translate.errors import TranslationError, gemini_chunk_error, upstream_error
-from tollway.translate.gemini import (
-    PLACEHOLDER_SIGNATURE,
-    GeminiToOpenAIStream,
-    gemini_to_openai_response,
-    openai_to_gemini_request,
-)
-from tollway.translate.gemini_embeddings import gemini_to_openai_embeddings, openai_to_gemini_embed_request
-from tollway.translate.gemini_schema import gemini_schema
+from tollway.translate.gemini.embeddings import gemini_to_openai_embeddings, openai_to_gemini_embed_request
+from tollway.translate.gemini.schema import gemini_schema
+from tollway.translate.gemini.upstream_request import PLACEHOLDER_SIGNATURE, openai_to_gemini_request
+from tollway.translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
 from tollway.translate.usage import usage_from_gemini
 
-GOLDEN = Path(__file__).parent / "golden" / "translate" / "gemini"
+GOLDEN = Path(__file__).parent / "golden" / "translate" / "gemini" / "upstream"
 UPDATE = os.environ.get("TOLLWAY_UPDATE_GOLDEN") == "1"
 CREATED = 1_700_000_000
 BODY_TYPES: dict[str, type[pydantic.BaseModel]] = {

@@ -1,11 +1,10 @@
-"""OpenAI chat completions → Gemini ``generateContent``, and the answer back: an OpenAI client served
-by Gemini.
+"""The OpenAI chat-completions body (the pivot) → the Gemini ``generateContent`` request an upstream
+Gemini is sent: an OpenAI client, or any client through the pivot, served by Gemini.
 
-``openai_to_gemini_request`` (here) builds the body; the model and the choice between
+``openai_to_gemini_request`` builds the body; the model and the choice between
 ``:generateContent`` and ``:streamGenerateContent?alt=sse`` go in the URL, which the provider builds.
-``gemini_to_openai_response`` and ``GeminiToOpenAIStream`` (defined in ``gemini_response``,
-importable from here too) translate the answer. Dropped and approximated fields are listed in
-``docs/translation.md``.
+``upstream_response`` turns the answer back into the pivot. Dropped and approximated fields are
+listed in ``docs/translation.md``.
 
 Thought signatures: a tool call's ``extra_content.google.thought_signature`` goes back on its
 ``functionCall`` part, a message's on its last text part. Gemini 3 refuses a model turn whose
@@ -19,14 +18,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from tollway.errors import InvalidRequest
-from tollway.translate import openai_wire as oa
+from tollway.translate import pivot
 from tollway.translate.errors import TranslationError
-from tollway.translate.gemini_response import (
-    GeminiToOpenAIStream,
-    finish_reason,
-    gemini_to_openai_response,
-)
-from tollway.translate.gemini_schema import gemini_schema
+from tollway.translate.gemini.schema import gemini_schema
 
 PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
 MAX_STOP_SEQUENCES = 5
@@ -73,11 +67,11 @@ def openai_to_gemini_request(
     if system:
         out["systemInstruction"] = {"parts": system}
 
-    functions = oa.function_tools(body)
+    functions = pivot.function_tools(body)
     if functions:
         native = json_schema == "native"
         out["tools"] = [{"functionDeclarations": [_declaration(f, native=native) for f in functions]}]
-        choice = oa.tool_choice(body)
+        choice = pivot.tool_choice(body)
         if choice is not None:
             config: dict[str, Any] = {
                 "mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice.mode]
@@ -117,16 +111,16 @@ def _generation_config(body: dict[str, Any], *, native_schema: bool) -> dict[str
         value = body.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             config[name] = value
-    max_tokens = oa.max_output_tokens(body)
+    max_tokens = pivot.max_output_tokens(body)
     if max_tokens is not None:
         config["maxOutputTokens"] = max_tokens
-    stops = oa.stop_sequences(body)
+    stops = pivot.stop_sequences(body)
     if stops:
         config["stopSequences"] = stops[:MAX_STOP_SEQUENCES]
     n = body.get("n")
     if isinstance(n, int) and n > 1:
         config["candidateCount"] = n
-    kind, schema_spec = oa.response_format(body)
+    kind, schema_spec = pivot.response_format(body)
     if kind in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
     if kind == "json_schema" and schema_spec is not None and isinstance(schema_spec.get("schema"), dict):
@@ -142,7 +136,7 @@ def _declaration(function: dict[str, Any], *, native: bool) -> dict[str, Any]:
     if function.get("description"):
         declaration["description"] = function["description"]
     if native:
-        if oa.as_dict(function.get("parameters")).get("properties"):
+        if pivot.as_dict(function.get("parameters")).get("properties"):
             declaration["parametersJsonSchema"] = function["parameters"]
         return declaration
     parameters = gemini_schema(function.get("parameters"))
@@ -165,7 +159,7 @@ def _convert_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[d
             raise InvalidRequest(f"messages[{position}] must be an object", param=f"messages[{position}]")
         role = message.get("role")
         if role in ("system", "developer"):
-            text = oa.content_text(message.get("content"), separator="\n")
+            text = pivot.content_text(message.get("content"), separator="\n")
             if text:
                 system.append({"text": text})
         elif role == "user":
@@ -211,7 +205,7 @@ def _user_parts(content: Any, position: int) -> list[dict[str, Any]]:
             mime = f"audio/{audio.get('format', 'wav')}"
             parts.append({"inlineData": {"mimeType": mime, "data": str(audio.get("data", ""))}})
         elif kind == "file":
-            file = oa.as_dict(part.get("file"))
+            file = pivot.as_dict(part.get("file"))
             if not isinstance(file.get("file_data"), str):
                 raise TranslationError(
                     "an OpenAI file_id cannot be read by Gemini; send file_data",
@@ -227,13 +221,13 @@ def _user_parts(content: Any, position: int) -> list[dict[str, Any]]:
 
 
 def _media_part(url: str, *, default_type: str | None = None) -> dict[str, Any]:
-    data = oa.parse_data_url(url)
+    data = pivot.parse_data_url(url)
     if data is not None:
         return {"inlineData": {"mimeType": data[0], "data": data[1]}}
     if default_type is not None and not url.startswith(("http://", "https://", "gs://")):
         return {"inlineData": {"mimeType": default_type, "data": url}}  # bare base64 file_data
     file_data: dict[str, Any] = {"fileUri": url}
-    media_type = oa.guess_media_type(url)
+    media_type = pivot.guess_media_type(url)
     if media_type is not None:
         file_data["mimeType"] = media_type
     return {"fileData": file_data}
@@ -241,10 +235,10 @@ def _media_part(url: str, *, default_type: str | None = None) -> dict[str, Any]:
 
 def _model_parts(message: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
-    text = oa.content_text(message.get("content"))
+    text = pivot.content_text(message.get("content"))
     if text:
         part: dict[str, Any] = {"text": text}
-        signature = oa.google_signature(message)
+        signature = pivot.google_signature(message)
         if signature is not None:
             part["thoughtSignature"] = signature
         parts.append(part)
@@ -257,9 +251,9 @@ def _model_parts(message: dict[str, Any], names: dict[str, str]) -> list[dict[st
         if call.get("id"):
             names[str(call["id"])] = name
         call_part: dict[str, Any] = {
-            "functionCall": {"name": name, "args": oa.parse_arguments(function.get("arguments"))}
+            "functionCall": {"name": name, "args": pivot.parse_arguments(function.get("arguments"))}
         }
-        signature = oa.google_signature(call)
+        signature = pivot.google_signature(call)
         if signature is not None:
             call_part["thoughtSignature"] = signature
         calls.append(call_part)
@@ -273,16 +267,7 @@ def _function_response(message: dict[str, Any], names: dict[str, str]) -> dict[s
     is wrapped as ``{"result": ...}``."""
     call_id = str(message.get("tool_call_id", ""))
     name = names.get(call_id) or str(message.get("name") or "tool")
-    text = oa.content_text(message.get("content"))
-    parsed = oa.parse_arguments(text)
+    text = pivot.content_text(message.get("content"))
+    parsed = pivot.parse_arguments(text)
     response: dict[str, Any] = parsed if text.strip() and "_raw_arguments" not in parsed else {"result": text}
     return {"functionResponse": {"name": name, "response": response}}
-
-
-__all__ = [
-    "PLACEHOLDER_SIGNATURE",
-    "GeminiToOpenAIStream",
-    "finish_reason",
-    "gemini_to_openai_response",
-    "openai_to_gemini_request",
-]

@@ -4,7 +4,7 @@ Gemini sends whole function calls (never argument fragments), usually without id
 next tool-call index of its candidate and an id made from the request id, so ids are unique
 across the conversation and a translation is reproducible. ``thought: true`` parts become
 ``reasoning_content``; thought signatures ride along as ``extra_content.google.thought_signature``
-(see ``openai_wire``). A stream has no end marker: ``finish()`` at the end of the upstream stream
+(see ``pivot``). A stream has no end marker: ``finish()`` at the end of the upstream stream
 sends the finish chunk (Gemini's last chunk carries ``finishReason`` and the final usage), then
 the usage chunk if asked for; the caller writes ``data: [DONE]``.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollway.call import Usage
-from tollway.translate import openai_wire as oa
+from tollway.translate import pivot
 from tollway.translate.errors import gemini_chunk_error, stream_ended_early
 from tollway.translate.usage import usage_from_gemini, usage_to_openai
 
@@ -33,7 +33,7 @@ _FILTERED = {
 }
 
 
-def finish_reason(reason: Any, *, tool_calls: bool) -> oa.FinishReason:
+def finish_reason(reason: Any, *, tool_calls: bool) -> pivot.FinishReason:
     """Gemini says STOP after function calls too. MALFORMED_FUNCTION_CALL, OTHER and the rest have
     no OpenAI counterpart and finish as ``stop``."""
     if reason == "MAX_TOKENS":
@@ -59,7 +59,7 @@ class _CallIds:
 
 
 def _signature_extra(signature: str | None) -> dict[str, Any] | None:
-    return oa.with_google_signature(signature) if signature else None
+    return pivot.with_google_signature(signature) if signature else None
 
 
 def gemini_to_openai_response(
@@ -77,10 +77,10 @@ def gemini_to_openai_response(
             signature = part.get("thoughtSignature")
             call = part.get("functionCall")
             if isinstance(call, dict):
-                arguments = oa.dump_json(call.get("args") or {})
+                arguments = pivot.dump_json(call.get("args") or {})
                 extra = _signature_extra(signature)
                 calls.append(
-                    oa.tool_call(ids.take(call.get("id")), str(call.get("name", "")), arguments, extra)
+                    pivot.tool_call(ids.take(call.get("id")), str(call.get("name", "")), arguments, extra)
                 )
                 continue
             if signature:
@@ -89,7 +89,7 @@ def gemini_to_openai_response(
                 thoughts.append(str(part.get("text") or ""))
             elif "text" in part:
                 texts.append(str(part["text"]))
-        message = oa.assistant_message(
+        message = pivot.assistant_message(
             text="".join(texts) if texts or not calls else None,
             tool_calls=calls,
             reasoning="".join(thoughts) or None,
@@ -97,16 +97,16 @@ def gemini_to_openai_response(
         )
         index = candidate.get("index", position)
         reason = finish_reason(candidate.get("finishReason"), tool_calls=bool(calls))
-        choices.append(oa.message_choice(index, message, reason))
+        choices.append(pivot.message_choice(index, message, reason))
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason)
         blocked = bool((body.get("promptFeedback") or {}).get("blockReason"))
-        empty = oa.assistant_message(text="", tool_calls=[])
-        choices.append(oa.message_choice(0, empty, "content_filter" if blocked else "stop"))
+        empty = pivot.assistant_message(text="", tool_calls=[])
+        choices.append(pivot.message_choice(0, empty, "content_filter" if blocked else "stop"))
     usage = usage_from_gemini(body.get("usageMetadata") or {})
-    return oa.completion(
+    return pivot.completion(
         request_id=request_id,
         model=model,
-        created=oa.now() if created is None else created,
+        created=pivot.now() if created is None else created,
         choices=choices,
         usage=usage_to_openai(usage),
     )
@@ -130,7 +130,7 @@ class GeminiToOpenAIStream:
     def __init__(
         self, *, model: str, request_id: str, include_usage: bool, created: int | None = None
     ) -> None:
-        self._chunks = oa.ChunkFactory(request_id=request_id, model=model, created=created)
+        self._chunks = pivot.ChunkFactory(request_id=request_id, model=model, created=created)
         self._include_usage = include_usage
         self._ids = _CallIds(request_id)
         self._candidates: dict[int, _Candidate] = {}
@@ -173,11 +173,11 @@ class GeminiToOpenAIStream:
                 "type": "function",
                 "function": {
                     "name": str(call.get("name", "")),
-                    "arguments": oa.dump_json(call.get("args") or {}),
+                    "arguments": pivot.dump_json(call.get("args") or {}),
                 },
             }
             if signature:
-                entry[oa.EXTRA] = oa.with_google_signature(signature)
+                entry[pivot.EXTRA] = pivot.with_google_signature(signature)
             state.tool_calls += 1
             return {"tool_calls": [entry]}
         if signature:
@@ -185,7 +185,7 @@ class GeminiToOpenAIStream:
         text = part.get("text")
         if not isinstance(text, str) or not text:
             return {}
-        return {oa.REASONING: text} if part.get("thought") else {"content": text}
+        return {pivot.REASONING: text} if part.get("thought") else {"content": text}
 
     def finish(self) -> list[dict[str, Any]]:
         if self._done:
@@ -202,7 +202,7 @@ class GeminiToOpenAIStream:
             state = self._candidates[index]
             delta: dict[str, Any] = {} if state.started else {"role": "assistant", "content": ""}
             if state.text_signature:
-                delta[oa.EXTRA] = oa.with_google_signature(state.text_signature)
+                delta[pivot.EXTRA] = pivot.with_google_signature(state.text_signature)
             reason = finish_reason(state.finish, tool_calls=state.tool_calls > 0)
             chunks.append(self._chunks.delta(delta, index=index, finish_reason=reason))
         self.usage = usage_from_gemini(self._raw_usage)
