@@ -283,7 +283,7 @@ async def test_savings_in_log_stats_and_spend(
 async def test_spend_report_shows_saved(gw: RunningServer) -> None:
     from rich.console import Console
 
-    from tollway.reports import print_spend
+    from tollway.cli.reports import print_spend
 
     c = client(gw)
     await create(c, "report me")

@@ -19,11 +19,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tollway.cli import app
+from tollway.cli.reports import print_spend
 from tollway.keys.key import VirtualKey
 from tollway.keys.repository import KeyRepository
 from tollway.keys.spec import KeySpec
 from tollway.mock import RunningMock
-from tollway.reports import print_spend
 from tollway.server import RunningServer
 from tollway.store import LogStore
 

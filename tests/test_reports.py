@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from test_store import make_row
 
-from tollway.reports import logs_table, period_start, print_logs, print_spend, spend_table
+from tollway.cli.reports import logs_table, period_start, print_logs, print_spend, spend_table
 from tollway.store import LogStore, SpendRow
 
 

@@ -154,7 +154,7 @@ class KeyStoreUnavailable(TollwayError):
 
 
 class StoreError(TollwayError):
-    """The database under the request log, keys and tenants failed (``store.db`` raises it for any
+    """The database under the request log, keys and tenants failed (``store.sql`` raises it for any
     driver error). Callers on a client's path turn it into ``KeyStoreUnavailable`` or
     ``LimitsUnavailable``; its message never reaches a client."""
 

@@ -11,7 +11,7 @@ from .keys.cache import KeyCache
 from .limits.limiter import Limiter
 from .pricing import Pricer
 from .routing import Router
-from .store.database import LogStore
+from .store.log import LogStore
 from .store.writer import LogWriter
 
 

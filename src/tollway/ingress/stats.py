@@ -10,8 +10,8 @@ import time
 from urllib.parse import parse_qs
 
 from ..asgi import Receive, Scope, Send, respond_json
+from ..cli.reports import period_start
 from ..errors import InvalidRequest
-from ..reports import period_start
 from ..runtime import Runtime
 from ..store.queries import CacheRow
 

@@ -15,7 +15,7 @@ import orjson
 
 from ..errors import StoreConflict
 from ..limits.rules import Action, BudgetRule, Limits, Period
-from ..store.db import Database, Session, insert_sql
+from ..store.sql import Database, Session, insert_sql
 from ..store.tables import API_KEYS, API_KEYS_COLUMNS, TENANTS, TENANTS_COLUMNS
 from . import secret
 from .key import KeyStatus, Tenant, VirtualKey

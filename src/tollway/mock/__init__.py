@@ -5,6 +5,7 @@ control endpoints and ``faults`` for the fault, quirk and directive syntax.
 """
 
 from tollway.mock.faults import Fault, Quirks
-from tollway.mock.server import MockOptions, RunningMock, build_app, run, start_mock
+from tollway.mock.server import RunningMock, build_app, run, start_mock
+from tollway.mock.state import MockOptions
 
 __all__ = ["Fault", "MockOptions", "Quirks", "RunningMock", "build_app", "run", "start_mock"]

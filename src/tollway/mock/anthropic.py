@@ -36,7 +36,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -44,9 +44,7 @@ from aiohttp import web
 from tollway.mock import content
 from tollway.mock.content import Ask, ToolCall, ToolSpec
 from tollway.mock.faults import Plan, Quirks, send_body, send_stream
-
-if TYPE_CHECKING:
-    from tollway.mock.server import MockState
+from tollway.mock.state import MockState
 
 THINKING_MIN_BUDGET = 1024
 ARGUMENT_FRAGMENTS = 3  # a streamed tool_use's input arrives in about this many partial_json pieces

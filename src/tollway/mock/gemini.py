@@ -39,7 +39,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -47,9 +47,7 @@ from aiohttp import web
 from tollway.mock import content
 from tollway.mock.content import Answer, Ask, ToolSpec
 from tollway.mock.faults import Plan, Quirks, send_body, send_stream
-
-if TYPE_CHECKING:
-    from tollway.mock.server import MockState
+from tollway.mock.state import MockState
 
 VERSIONS = ("v1beta", "v1")
 TEXT_PIECES_PER_CHUNK = 4  # Gemini streams a few words per chunk, not one token

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -19,9 +19,7 @@ from aiohttp import web
 from tollway.mock import content
 from tollway.mock.content import Answer, Ask, ToolSpec
 from tollway.mock.faults import Plan, Quirks, send_body, send_stream
-
-if TYPE_CHECKING:
-    from tollway.mock.server import MockState
+from tollway.mock.state import MockState
 
 MODEL_CREATED = 1_700_000_000
 SYSTEM_FINGERPRINT = "fp_tollwaymock"

@@ -3,8 +3,8 @@
 Each wire format lives in a sibling module exposing ``register(app, state)``; ``FORMATS`` lists
 them, so one server on one port answers OpenAI (``/v1/chat/completions``...), Anthropic
 (``/v1/messages``) and Gemini (``/v1beta/models/{model}:generateContent``...) requests alike.
-Handlers begin every API request with ``MockState.admit``, which counts it, applies the fault and
-the API-key check, and hands back the request's ``Plan``.
+Handlers begin every API request with ``MockState.admit`` (in ``state``), which counts it, applies
+the fault and the API-key check, and hands back the request's ``Plan``.
 
 Control endpoints (never counted, faulted or key-checked):
 
@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -30,139 +28,13 @@ import orjson
 from aiohttp import web
 
 from tollway.mock import anthropic, gemini, openai
-from tollway.mock.faults import (
-    ErrorRenderer,
-    Fault,
-    FaultSlot,
-    Plan,
-    Quirks,
-    describe,
-    inject,
-    make_fault,
-    make_plan,
-    parse_directives,
-    parse_settings,
-)
+from tollway.mock.faults import describe
+from tollway.mock.state import MockOptions, MockState
 
-DEFAULT_MODELS: tuple[str, ...] = (
-    "gpt-4o-mini",
-    "gpt-4o",
-    "gpt-4.1-mini",
-    "o4-mini",
-    "text-embedding-3-small",
-    "text-embedding-3-large",
-)
 CONTROL_PREFIX = "/__mock/"
 
-FormatRegistrar = Callable[[web.Application, "MockState"], None]
+FormatRegistrar = Callable[[web.Application, MockState], None]
 FORMATS: tuple[FormatRegistrar, ...] = (openai.register, anthropic.register, gemini.register)
-
-KeyReader = Callable[[web.Request], "str | None"]
-"""Where a wire format's requests carry their API key: the key presented, or None."""
-
-
-def bearer_key(request: web.Request) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (OpenAI's way)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token if scheme == "Bearer" and token else None
-
-
-@dataclass(frozen=True, slots=True)
-class MockOptions:
-    models: Sequence[str] = DEFAULT_MODELS  # served by the model list; strict_models accepts only these
-    reply_words: int = 12
-    strict_models: bool = False
-    api_key: str | None = None  # when set, API requests must present it, each format its own way
-    chunk_delay_ms: float = 0
-    omit_tool_call_index: bool = False
-    no_usage: bool = False
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    fault: Fault | None = None  # active from the start, like POST /__mock/faults
-
-    def quirks(self) -> Quirks:
-        return Quirks(self.omit_tool_call_index, self.no_usage, self.cached_tokens, self.reasoning_tokens)
-
-
-class Stats:
-    """Counts of API requests received, by path and by requested model."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.by_path: Counter[str] = Counter()
-        self.by_model: Counter[str] = Counter()
-
-    def record(self, path: str, model: str | None) -> None:
-        self.requests += 1
-        self.by_path[path] += 1
-        if model is not None:
-            self.by_model[model] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"requests": self.requests, "by_path": dict(self.by_path), "by_model": dict(self.by_model)}
-
-
-class MockState:
-    """The mutable state one mock server shares across its wire formats."""
-
-    def __init__(self, options: MockOptions) -> None:
-        self.options = options
-        self.models = tuple(options.models)
-        self.slot = FaultSlot(options.fault)
-        self.quirks = options.quirks()
-        self.stats = Stats()
-
-    def configure(self, values: dict[str, object]) -> None:
-        """Replace the active fault and quirk overrides (ValueError if a field is malformed)."""
-        settings = parse_settings(values)
-        self.slot.set(make_fault(settings) if settings.fault else None)
-        self.quirks = replace(self.options.quirks(), **settings.quirks)
-
-    def clear(self) -> None:
-        self.slot.set(None)
-        self.quirks = self.options.quirks()
-
-    def reset(self) -> None:
-        self.clear()
-        self.stats = Stats()
-
-    def knows_model(self, model: str) -> bool:
-        return not self.options.strict_models or model in self.models
-
-    async def admit(
-        self,
-        request: web.Request,
-        *,
-        model: str | None,
-        prompt: str,
-        reject: ErrorRenderer,
-        key: KeyReader = bearer_key,
-    ) -> Plan | web.StreamResponse:
-        """Count the request, then fault it or check its key; its Plan, or the response to send.
-
-        A wrong or missing key is refused with ``reject(401, ..., "invalid_api_key")``.
-        """
-        self.stats.record(request.path, model)
-        try:
-            directives, prompt = parse_directives(prompt)
-        except ValueError as exc:
-            return reject(400, str(exc), None)
-        options = self.options
-        plan = make_plan(
-            self.slot.take(),
-            self.quirks,
-            directives,
-            prompt,
-            words=options.reply_words,
-            chunk_delay_ms=options.chunk_delay_ms,
-        )
-        failed = await inject(request, plan.fault, reject)
-        if failed is not None:
-            return failed
-        if options.api_key is not None and key(request) != options.api_key:
-            return reject(401, "Incorrect API key provided.", "invalid_api_key")
-        return plan
-
 
 STATE: web.AppKey[MockState] = web.AppKey("tollway_mock_state", MockState)
 

@@ -1,12 +1,12 @@
 """The request log: one ``LogRow`` per call, batched by ``LogWriter`` into a ``LogStore``
 (SQLite file by default, PostgreSQL to share one log between gateway processes), over the small
-database layer in ``db`` that the key repository shares."""
+database layer in ``sql`` that the key repository shares."""
 
-from tollway.store.database import LogStore
-from tollway.store.db import Database, Session, StorageURL, connect, parse_storage_url
+from tollway.store.log import LogStore
 from tollway.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 from tollway.store.queries import GROUP_KEYS, SpendRow
 from tollway.store.row import LogRow
+from tollway.store.sql import Database, Session, StorageURL, connect, parse_storage_url
 from tollway.store.writer import LogWriter, RowSink
 
 __all__ = [

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from .db import Database, Dialect, Session
+from .sql import Database, Dialect, Session
 
 # Any constant bigint works; it only has to be the same in every tollway process.
 PG_MIGRATION_LOCK = 7_361_120_455_002_771

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .db import Dialect
 from .row import LogRow
+from .sql import Dialect
 from .tables import REQUESTS
 
 LOG_FIELDS: tuple[str, ...] = LogRow._fields

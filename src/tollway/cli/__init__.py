@@ -1,11 +1,11 @@
-"""The ``tollway`` command: start, mock, demo, logs, spend, check-config, keys, tenants."""
+"""The ``tollway`` command: start, mock, demo, logs, spend, check-config here; keys and tenants in
+``keys``; the tables ``logs`` and ``spend`` print in ``reports``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,36 +13,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .config import Config, ConfigError, load_config, storage_url, zero_config
-from .keys.commands import keys_app, tenants_app
+from ..config import storage_url
+from .common import StorageOpt, console, fail, load, log_url
+from .keys import keys_app, tenants_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
-console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
-
-
-def _load(path: Path | None) -> Config:
-    try:
-        return load_config(path) if path else zero_config(ollama=_ollama_answers())
-    except ConfigError as exc:
-        raise _fail(f"invalid config {path}:\n{exc}") from None
-
-
-def _ollama_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 11434), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @app.command()
@@ -54,10 +31,10 @@ def start(
     """Run the gateway. Without --config, providers come from OPENAI_API_KEY, MISTRAL_API_KEY, … ."""
     import uvicorn
 
-    from .server import Gateway, uvicorn_config
+    from ..server import Gateway, uvicorn_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = _load(config)
+    cfg = load(config)
     bind_host = host or cfg.server.host
     bind_port = cfg.server.port if port is None else port
     embedded_mock = not cfg.providers
@@ -88,7 +65,7 @@ def mock(
     reply_words: Annotated[int, typer.Option(help="Words in each reply.")] = 12,
 ) -> None:
     """Run the built-in fake providers (OpenAI wire format) with fault injection."""
-    from .mock import MockOptions, run
+    from ..mock import MockOptions, run
 
     run(
         host,
@@ -111,10 +88,10 @@ def demo(
     try:
         import openai  # noqa: F401  - the demo's client, as in a user's app
     except ImportError:
-        raise _fail(
+        raise fail(
             "the demo drives tollway with the official OpenAI SDK: pip install 'tollway[demo]'"
         ) from None
-    from .demo import run_demo
+    from ..demo import run_demo
 
     asyncio.run(run_demo(requests=requests, concurrency=concurrency))
 
@@ -131,7 +108,7 @@ def logs(
     """Recent calls as a table."""
     from .reports import print_logs
 
-    url = storage or storage_url(_load(config) if config else Config())
+    url = log_url(config, storage)
     asyncio.run(print_logs(url, limit, model=model, provider=provider, status="error" if errors else None))
 
 
@@ -150,7 +127,7 @@ def spend(
     """Spend by provider and model (today and this month unless --period)."""
     from .reports import print_spend
 
-    url = storage or storage_url(_load(config) if config else Config())
+    url = log_url(config, storage)
     groups = [g.strip() for g in by.split(",") if g.strip()]
     periods = [period] if period else ["today", "month"]
     for p in periods:
@@ -160,10 +137,10 @@ def spend(
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="The TOML file to check.")]) -> None:
     """Validate a config file and explain what it will do."""
-    from .routing import Router
-    from .server import make_upstream
+    from ..routing import Router
+    from ..server import make_upstream
 
-    cfg = _load(path)
+    cfg = load(path)
     out = Console()
     out.print(f"[green]{path} is valid.[/green]")
     out.print(f"listen: http://{cfg.server.host}:{cfg.server.port}/v1   log: {storage_url(cfg)}")

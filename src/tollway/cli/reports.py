@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tollway.store import LogRow, LogStore, SpendRow
+from ..store import LogRow, LogStore, SpendRow
 
 UNKNOWN = "—"
 PERIODS = ("today", "week", "month", "all")
@@ -187,7 +187,7 @@ def period_start(period: str, now: float | None = None) -> float:
 
 async def key_names(store: LogStore, rows: list[SpendRow]) -> list[SpendRow]:
     """Show keys by name: the log records key ids (names are looked up in the key table)."""
-    from tollway.keys.repository import KeyRepository
+    from ..keys.repository import KeyRepository
 
     names = await KeyRepository(store.db).names(r.group.get("key", "") for r in rows)
     for r in rows:

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Sequence
 
 from . import queries
-from .db import Database, Session, StorageURL, connect, parse_storage_url
 from .migrations import MIGRATIONS, Migration, migrate
 from .queries import CacheRow, SpendRow
 from .row import LogRow
+from .sql import Database, Session, StorageURL, connect, parse_storage_url
 from .tables import REQUESTS
 
 logger = logging.getLogger("tollway.store")

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .common import StorageOpt, fail, log_url
+
 keys_app = typer.Typer(
     no_args_is_help=True, help="Virtual keys: create, list, show, update, disable, enable, rotate, delete."
 )
@@ -25,9 +27,6 @@ T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (for its storage.url).")
-]
-StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="Log storage URL (sqlite:///… or postgresql://…).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant the key belongs to.")]
@@ -60,13 +59,11 @@ CacheOpt = Annotated[
 
 def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Open the key repository of the configured log database, run ``work`` on it, close it."""
-    from ..cli import _fail, _load
-    from ..config import Config, storage_url
+    from ..keys.repository import Conflict, KeyRepository, NotFound
+    from ..keys.spec import SpecError
     from ..store import LogStore
-    from .repository import Conflict, KeyRepository, NotFound
-    from .spec import SpecError
 
-    url = storage or storage_url(_load(config) if config else Config())
+    url = log_url(config, storage)
 
     async def main() -> T:
         store = await LogStore.open(url)
@@ -78,7 +75,7 @@ def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitab
     try:
         return asyncio.run(main())
     except (NotFound, Conflict, SpecError) as exc:
-        raise _fail(str(exc).strip("'\"")) from None
+        raise fail(str(exc).strip("'\"")) from None
 
 
 def _limits_data(
@@ -173,7 +170,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key and print it, once: only its hash is stored."""
-    from .spec import KeySpec
+    from ..keys.spec import KeySpec
 
     data = {
         "name": name,
@@ -196,13 +193,12 @@ def create(
 
 
 def _checked(parse: Callable[[], T]) -> T:
-    from ..cli import _fail
-    from .spec import SpecError
+    from ..keys.spec import SpecError
 
     try:
         return parse()
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @keys_app.command("list")
@@ -261,7 +257,7 @@ def update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a key's tenant, models, limits, budget, expiry or caching (only the options given)."""
-    from .spec import check_name, parse_expires, parse_limits, parse_models
+    from ..keys.spec import check_name, parse_expires, parse_limits, parse_models
 
     data: dict[str, Any] = _limits_data(budget, budget_period, budget_action, rpm, tpm, concurrency)
     removed = {c.strip() for c in (clear or "").split(",") if c.strip()}
@@ -292,7 +288,7 @@ def _status_command(name: str, status: str, doc: str) -> None:
         config: ConfigOpt = None,
         storage: StorageOpt = None,
     ) -> None:
-        from .key import KeyStatus
+        from ..keys.key import KeyStatus
 
         key = _run(config, storage, lambda repo: repo.set_status(ref, KeyStatus(status)))
         err.print(
@@ -342,7 +338,7 @@ def tenant_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant or replace its limits (options not given become unlimited)."""
-    from .spec import check_name, parse_limits
+    from ..keys.spec import check_name, parse_limits
 
     data = _limits_data(budget, budget_period, budget_action, rpm, tpm, concurrency)
     limits = _checked(lambda: (check_name(name, "tenant"), parse_limits(data))[1])
