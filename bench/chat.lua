@@ -2,7 +2,8 @@
 --
 --   wrk -t1 -c64 -d10s -s bench/chat.lua http://127.0.0.1:18080/v1/chat/completions
 --
--- BENCH_BODY overrides the request body. The last line of output starts with "BENCH_JSON " and
+-- BENCH_BODY overrides the request body; BENCH_HEADERS adds headers, one "Name: value" a line
+-- (bench/streams.py sends anthropic-version this way). The last line of output starts with "BENCH_JSON " and
 -- holds requests, duration, error counts and latency percentiles in microseconds.
 
 wrk.method = "POST"
@@ -10,6 +11,9 @@ wrk.body = os.getenv("BENCH_BODY")
     or '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer bench"
+for name, value in (os.getenv("BENCH_HEADERS") or ""):gmatch("([^:\n]+):%s*([^\n]*)") do
+  wrk.headers[name] = value
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

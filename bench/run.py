@@ -318,8 +318,14 @@ class Gateway:
 
 
 def wrk(
-    url: str, connections: int, seconds: float, latency: bool = False, body: str = CHAT_BODY
+    url: str,
+    connections: int,
+    seconds: float,
+    latency: bool = False,
+    body: str = CHAT_BODY,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """One wrk run with chat.lua: ``body`` POSTed, ``headers`` added to its own; wrk's summary."""
     cmd = [
         "taskset",
         "-c",
@@ -341,7 +347,11 @@ def wrk(
         check=False,
         capture_output=True,
         text=True,
-        env={**os.environ, "BENCH_BODY": body},
+        env={
+            **os.environ,
+            "BENCH_BODY": body,
+            "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
+        },
         timeout=seconds + 60,
     )
     for line in out.stdout.splitlines():
@@ -404,31 +414,32 @@ def tollway_command(config: Path) -> list[str] | None:
     return None
 
 
+def bare_command(port: int = BARE_PORT) -> list[str]:
+    """uvicorn serving bench/bare_proxy.py on ``port`` (uvloop, httptools, no access log)."""
+    uvicorn = VENV_BIN / "uvicorn"
+    cmd = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
+    return [
+        *cmd,
+        "--app-dir",
+        str(BENCH_DIR),
+        "bare_proxy:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
 def make_gateway(name: str) -> Gateway | None:
     if name == "bare":
-        uvicorn = VENV_BIN / "uvicorn"
-        cmd = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
-        return Gateway(
-            "bare",
-            [
-                *cmd,
-                "--app-dir",
-                str(BENCH_DIR),
-                "bare_proxy:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(BARE_PORT),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            BARE_PORT,
-        )
+        return Gateway("bare", bare_command(), BARE_PORT)
     if name == "tollway":
         command = tollway_command(write_tollway_config())
         if command is None:

@@ -3,7 +3,8 @@
     python bench/ttfb.py http://127.0.0.1:18081/v1/chat/completions -n 300
 
 The clock starts just before the request is sent and stops when the first body byte arrives; the
-rest of the stream is then read and must end in ``data: [DONE]``. Prints one JSON object (ms).
+rest of the stream is then read and must end in ``data: [DONE]`` (``measure``'s ``complete`` judges
+other protocols' streams for bench/streams.py). Prints one JSON object (ms).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,11 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
+def ends_in_done(stream: bytes) -> bool:
+    """An OpenAI-format stream that finished: its last event is ``data: [DONE]``."""
+    return stream.rstrip().endswith(b"data: [DONE]")
+
+
 async def measure(
     url: str,
     n: int,
@@ -39,10 +45,13 @@ async def measure(
     body: bytes = STREAM_BODY,
     time_limit: float = 60.0,
     min_seconds: float = 0.0,
+    headers: dict[str, str] | None = None,
+    complete: Callable[[bytes], bool] = ends_in_done,
 ) -> dict[str, Any]:
-    """``n`` measured requests after ``warmup`` ones; more if ``min_seconds`` have not passed yet."""
+    """``n`` measured requests after ``warmup`` ones; more if ``min_seconds`` have not passed yet.
+    ``headers`` are added to the request's; a stream counts when ``complete`` says it finished."""
     connector = aiohttp.TCPConnector(limit=1)
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench", **(headers or {})}
     samples: list[float] = []
     totals: list[float] = []
     failures = 0
@@ -64,7 +73,7 @@ async def measure(
                     rest = await resp.content.read()
                     t2 = time.perf_counter()
                     whole = first + rest
-                    ok = resp.status == 200 and whole.rstrip().endswith(b"data: [DONE]")
+                    ok = resp.status == 200 and complete(whole)
                     if not ok and not first_failure:
                         first_failure = f"status {resp.status}: {whole[:200]!r}"
             except aiohttp.ClientError as exc:
