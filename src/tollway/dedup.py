@@ -49,7 +49,7 @@ from .egress import Responder
 from .errors import StreamInterrupted, TollwayError
 
 if TYPE_CHECKING:
-    from .pool import Deployment
+    from .routing.health import Deployment
     from .runtime import Runtime
 
 log = logging.getLogger("tollway.dedup")

@@ -17,8 +17,8 @@ from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
-from .pool import Deployment, order
 from .providers.base import Reply, ReplyStream
+from .routing.health import Deployment, order
 from .runtime import Runtime
 from .translate.errors import TranslationError
 

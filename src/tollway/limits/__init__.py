@@ -15,7 +15,7 @@ from .memory import MemoryBackend
 if TYPE_CHECKING:
     from ..call import Call
     from ..keys.key import Principal
-    from ..pool import Deployment
+    from ..routing.health import Deployment
     from ..runtime import Runtime
     from ..store import LogStore
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..call import Usage
-from ..pool import Deployment
 from ..pricing import Pricer
+from ..routing.health import Deployment
 from .ledger import NANO, Check
 from .period import Span
 from .rules import Action, BudgetRule

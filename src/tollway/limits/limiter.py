@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 from ..call import Call
 from ..config import Config
 from ..errors import BudgetExceeded, LimitsUnavailable, RateLimited, StoreError
-from ..pool import Deployment
 from ..pricing import Pricer
+from ..routing.health import Deployment
 from . import budget, ratelimit
 from .ledger import Backend, Check, Op, Result, Settlement, nanos
 from .period import Span, current

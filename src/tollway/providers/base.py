@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..call import Call, Usage
 
 if TYPE_CHECKING:
-    from ..pool import Deployment
+    from ..routing.health import Deployment
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from .bridge import client_body, client_chunks, openai_request, wants_usage
 from .transport import Transport, parse_event_json, relay_sse
 
 if TYPE_CHECKING:
-    from ..pool import Deployment
+    from ..routing.health import Deployment
 
 
 class GeminiUpstream:

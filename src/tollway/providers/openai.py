@@ -29,7 +29,7 @@ from .bridge import ClientChunks, client_body, client_chunks, openai_request, wa
 from .transport import Transport, parse_event_json, relay_sse
 
 if TYPE_CHECKING:
-    from ..pool import Deployment
+    from ..routing.health import Deployment
 
 
 class OpenAICompatible:

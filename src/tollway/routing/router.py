@@ -17,10 +17,10 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .config import Config, ProviderConfig
-from .errors import ModelNotFound
-from .pool import Deployment, order
-from .providers.base import Upstream
+from ..config import Config, ProviderConfig
+from ..errors import ModelNotFound
+from ..providers.base import Upstream
+from .health import Deployment
 
 MAX_ADHOC = 256
 
@@ -60,7 +60,7 @@ class Router:
         return self._deployments[key]
 
     def candidates(self, model: str) -> list[Deployment]:
-        """All deployments for ``model`` in try order, unavailable ones included (see ``pool.order``)."""
+        """All deployments for ``model`` in try order, unavailable ones included (see ``health.order``)."""
         groups = self._routes.get(model)
         if groups is None:
             provider, sep, upstream_model = model.partition("/")
@@ -102,9 +102,6 @@ class Router:
             return True
         provider, sep, upstream_model = model.partition("/")
         return bool(sep and upstream_model and provider in self._providers)
-
-    def route(self, model: str) -> list[Deployment]:
-        return order(self.candidates(model))
 
     def provider(self, name: str) -> ProviderConfig:
         return self._providers[name]

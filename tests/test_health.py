@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tollway.config import HealthConfig, ProviderConfig
-from tollway.pool import Deployment, State, order
+from tollway.routing.health import Deployment, State, order
 
 
 class Clock:

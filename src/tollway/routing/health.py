@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .config import HealthConfig, ProviderConfig
+from ..config import HealthConfig, ProviderConfig
 
 if TYPE_CHECKING:
-    from .providers.base import Upstream
+    from ..providers.base import Upstream
 
 
 class State(StrEnum):
