@@ -6,12 +6,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 from rich.table import Table
 from test_store import make_row
 
-from tollway.cli.reports import logs_table, period_start, print_logs, print_spend, spend_table
+from tollway.cli.reports import logs_table, print_logs, print_spend, spend_table
 from tollway.store import LogStore, SpendRow
 
 
@@ -61,19 +60,6 @@ def test_spend_table_has_groups_and_totals() -> None:
     assert "$1.750000" in text
     assert "2 requests have no known price" in text
     assert "no requests" in render(spend_table([], "Empty", by=["provider"]))
-
-
-def test_period_start() -> None:
-    now = datetime(2024, 5, 8, 15, 30).timestamp()  # a Wednesday, local time
-    assert datetime.fromtimestamp(period_start("today", now)) == datetime(2024, 5, 8)
-    assert datetime.fromtimestamp(period_start("week", now)) == datetime(2024, 5, 6)
-    assert datetime.fromtimestamp(period_start("month", now)) == datetime(2024, 5, 1)
-    assert period_start("all", now) == 0.0
-    assert period_start("24h", now) == now - 86400
-    assert period_start("7d", now) == now - 7 * 86400
-    assert period_start("today") <= time.time()
-    with pytest.raises(ValueError, match="unknown period"):
-        period_start("fortnight", now)
 
 
 async def test_print_logs_and_spend(tmp_path: Path) -> None:

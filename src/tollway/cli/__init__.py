@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from ..config import storage_url
-from .common import StorageOpt, console, fail, load, log_url
+from .common import StorageOpt, config_or_default, console, fail, load, log_url
 from .keys import keys_app, tenants_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tollway: an LLM API gateway.")
@@ -121,17 +121,22 @@ def spend(
         typer.Option(help="Group by: comma-separated of provider, model, upstream_model, key, tenant, day."),
     ] = "provider,model",
     period: Annotated[
-        str | None, typer.Option(help="today, week, month or all [default: today and month].")
+        str | None,
+        typer.Option(
+            help="today, week, month, all or a duration like 24h, 7d, on the budgets.timezone calendar "
+            "[default: today and month]."
+        ),
     ] = None,
 ) -> None:
     """Spend by provider and model (today and this month unless --period)."""
     from .reports import print_spend
 
-    url = log_url(config, storage)
+    cfg = config_or_default(config)
+    url = storage or storage_url(cfg)
     groups = [g.strip() for g in by.split(",") if g.strip()]
     periods = [period] if period else ["today", "month"]
     for p in periods:
-        asyncio.run(print_spend(url, groups, p))
+        asyncio.run(print_spend(url, groups, p, timezone=cfg.budgets.timezone))
 
 
 @app.command("check-config")

@@ -34,9 +34,15 @@ def load(path: Path | None) -> Config:
         raise fail(f"invalid config {path}:\n{exc}") from None
 
 
+def config_or_default(path: Path | None) -> Config:
+    """The config at ``path``; without one the defaults (a command that reads the log needs no
+    providers, so nothing is probed)."""
+    return load(path) if path else Config()
+
+
 def log_url(config: Path | None, storage: str | None) -> str:
     """The log database a command reads: ``--storage``, else the config's, else the default."""
-    return storage or storage_url(load(config) if config else Config())
+    return storage or storage_url(config_or_default(config))
 
 
 def _ollama_answers() -> bool:

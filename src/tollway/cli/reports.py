@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..limits.period import start_of
 from ..store import LogRow, LogStore, SpendRow
 
 UNKNOWN = "—"
-PERIODS = ("today", "week", "month", "all")
 DEFAULT_SPEND_BY = ("provider", "model")
-_DURATION = re.compile(r"^(\d+)([hd])$")
 
 _GROUP_TITLES = {
     "provider": "Provider",
@@ -161,30 +159,6 @@ def spend_table(
     return table
 
 
-def period_start(period: str, now: float | None = None) -> float:
-    """Unix time where ``period`` begins, in the local time zone.
-
-    "today": midnight; "week": Monday's midnight; "month": midnight of the 1st; "all": 0;
-    "<n>h" / "<n>d": that many hours / days before now.
-    """
-    now = time.time() if now is None else now
-    if period == "all":
-        return 0.0
-    duration = _DURATION.match(period)
-    if duration:
-        unit = 3600 if duration.group(2) == "h" else 86400
-        return now - int(duration.group(1)) * unit
-    # Naive local datetimes: .timestamp() then applies the offset in force at that midnight (DST).
-    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "today":
-        return midnight.timestamp()
-    if period == "week":
-        return (midnight - timedelta(days=midnight.weekday())).timestamp()
-    if period == "month":
-        return midnight.replace(day=1).timestamp()
-    raise ValueError(f"unknown period {period!r}; use one of {PERIODS} or a duration like 24h, 7d")
-
-
 async def key_names(store: LogStore, rows: list[SpendRow]) -> list[SpendRow]:
     """Show keys by name: the log records key ids (names are looked up in the key table)."""
     from ..keys.repository import KeyRepository
@@ -224,13 +198,16 @@ async def print_spend(
     by: Sequence[str] = DEFAULT_SPEND_BY,
     period: str | None = None,
     *,
+    timezone: str = "UTC",
     console: Console | None = None,
 ) -> None:
-    """Print spend grouped by ``by`` over ``period``; with no period, today and this month."""
+    """Print spend grouped by ``by`` over ``period``; with no period, today and this month. Periods
+    start on the calendar of ``timezone`` (the config's ``budgets.timezone``)."""
     keys = list(by) or list(DEFAULT_SPEND_BY)
     periods = [period] if period else ["today", "month"]
     now = time.time()
-    starts = [(name, period_start(name, now)) for name in periods]  # reject a bad period before opening
+    tz = ZoneInfo(timezone)
+    starts = [(name, start_of(name, tz, now)) for name in periods]  # reject a bad period before opening
     out = console or Console()
     store = await LogStore.open(url)
     try:

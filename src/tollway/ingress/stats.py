@@ -1,17 +1,19 @@
 """``GET /stats``: requests, cache hits by kind and money saved, from the request log (so every
 gateway process sharing a log reports the same totals), plus this process's cache state.
 
-``?period=today`` (the default), ``week``, ``month``, ``all``, or a duration such as ``24h`` / ``7d``.
+``?period=today`` (the default), ``week``, ``month``, ``all``, or a duration such as ``24h`` / ``7d``,
+on the calendar of ``budgets.timezone`` (as ``/admin/spend`` and ``tollway spend``).
 """
 
 from __future__ import annotations
 
 import time
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 from ..asgi import Receive, Scope, Send, respond_json
-from ..cli.reports import period_start
 from ..errors import InvalidRequest
+from ..limits.period import start_of
 from ..runtime import Runtime
 from ..store.queries import CacheRow
 
@@ -22,7 +24,7 @@ async def stats(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
     params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     period = params.get("period", ["today"])[0]
     try:
-        since = period_start(period, time.time())
+        since = start_of(period, ZoneInfo(rt.config.budgets.timezone), time.time())
     except ValueError as exc:
         err = InvalidRequest(str(exc), param="period")
         await respond_json(send, err.status, err.openai_envelope())

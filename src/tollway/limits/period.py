@@ -1,5 +1,9 @@
-"""Budget periods on the calendar of a configured time zone: which one is current, when it began and
-when it ends. A period's id names its counter, so a new day (week, month) starts a new counter."""
+"""Periods on the calendar of the configured time zone (``budgets.timezone``): which budget period is
+current, when it began and when it ends, and where a reporting period begins.
+
+The one calendar of the gateway: budgets, ``/admin/spend``, ``/stats`` and ``tollway spend`` all
+start "today" at the same instant, whatever the local time of the host. A period's id names its
+budget counter, so a new day (week, month) starts a new counter."""
 
 from __future__ import annotations
 
@@ -41,12 +45,16 @@ def _instant(wall: datetime, tz: ZoneInfo) -> float:
     return datetime(wall.year, wall.month, wall.day, tzinfo=tz).timestamp()
 
 
+REPORT_PERIODS = ("today", "week", "month", "all")
+
+
 def start_of(name: str, tz: ZoneInfo, now: float) -> float:
-    """Where a report period begins: today, week, month, all, or a duration like 24h / 7d."""
+    """Unix time where a reporting period begins: "today" (midnight in ``tz``), "week" (Monday's
+    midnight), "month" (the 1st's midnight), "all" (0), or "<n>h" / "<n>d" (that long before now)."""
     if name == "today":
         return current(Period.DAY, tz, now).start
-    if name in ("week", "month", "all"):
+    if name in REPORT_PERIODS:
         return current(Period(name), tz, now).start
     if name[:-1].isdigit() and name[-1:] in ("h", "d"):
         return now - int(name[:-1]) * (3600 if name[-1] == "h" else 86400)
-    raise ValueError(f"unknown period {name!r}; use today, week, month, all or a duration like 24h, 7d")
+    raise ValueError(f"unknown period {name!r}; use {', '.join(REPORT_PERIODS)} or a duration like 24h, 7d")
