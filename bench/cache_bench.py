@@ -344,8 +344,9 @@ async def hit_lookup(n: int) -> dict[str, float]:
     from tollway.cache import look_up, make_cache
     from tollway.cache.entry import Entry
     from tollway.cache.key import request_key
-    from tollway.call import Call, ClientProtocol, Endpoint
+    from tollway.call import Call, Endpoint
     from tollway.config import parse_config
+    from tollway.protocols.openai import OPENAI
     from tollway.providers.base import Reply
 
     class Sink:
@@ -367,11 +368,11 @@ async def hit_lookup(n: int) -> dict[str, float]:
             {"role": "user", "content": "What is the capital of France?"},
         ],
     }
-    first = Call("r", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
+    first = Call("r", OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
     await cache.put(request_key(first).digest, Entry(completion_body(60), ""))
     times = []
     for i in range(n):
-        call = Call(f"r{i}", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
+        call = Call(f"r{i}", OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
         started = time.perf_counter_ns()
         result = await look_up(rt, call, Sink())  # type: ignore[arg-type]
         times.append(time.perf_counter_ns() - started)
@@ -386,9 +387,10 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
     from tollway import pipeline
     from tollway.cache import make_cache
     from tollway.cache.lookup import NOT_CACHED
-    from tollway.call import Call, ClientProtocol, Endpoint, Usage
+    from tollway.call import Call, Endpoint, Usage
     from tollway.config import parse_config
     from tollway.pricing import Pricer
+    from tollway.protocols.openai import OPENAI
     from tollway.providers.base import Reply
     from tollway.routing import Router
     from tollway.runtime import Runtime
@@ -433,7 +435,7 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
             }
             if scenario != "bypass":
                 body["temperature"] = 0
-            call = Call(f"r{i}", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
+            call = Call(f"r{i}", OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
             started = time.perf_counter_ns()
             await pipeline.handle(rt, call, Sink())  # type: ignore[arg-type]
             if i >= 1000:  # after a warm-up

@@ -122,13 +122,14 @@ async def drop_prefix(prefix: str) -> None:
 
 
 async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
-    from tollway.call import Call, ClientProtocol, Endpoint, Usage
+    from tollway.call import Call, Endpoint, Usage
     from tollway.config import parse_config
     from tollway.keys.auth import authenticate
     from tollway.keys.cache import KeyCache
     from tollway.keys.repository import KeyRepository
     from tollway.limits import admit, make_limiter, settle
     from tollway.pricing import Pricer
+    from tollway.protocols.openai import OPENAI
     from tollway.routing import Router
     from tollway.runtime import Runtime
     from tollway.server import make_upstream
@@ -157,7 +158,7 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
         runs in the background, as it does while a keep-alive client sends its next request."""
         nonlocal counter
         counter += 1
-        call = Call(f"req_{counter}", ClientProtocol.OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
+        call = Call(f"req_{counter}", OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)
         call.api_key = secret
         started = time.perf_counter_ns()
         principal = await authenticate(rt, call)

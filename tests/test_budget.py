@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tollway.call import Call, ClientProtocol, Endpoint
+from tollway.call import Call, Endpoint
 from tollway.config import parse_config
 from tollway.keys.spec import KeySpec, SpecError, parse_expires, parse_limits
 from tollway.limits.budget import reservation
@@ -16,6 +16,7 @@ from tollway.limits.period import current, start_of
 from tollway.limits.ratelimit import duration, estimate_tokens
 from tollway.limits.rules import Action, BudgetRule, Limits, Period
 from tollway.pricing import Pricer
+from tollway.protocols.openai import OPENAI
 from tollway.providers.openai import OpenAICompatible
 from tollway.routing import Router
 
@@ -64,7 +65,7 @@ def test_reservation_prices_the_dearest_candidate() -> None:
     router = Router(cfg, OpenAICompatible)
     call = Call(
         "r",
-        ClientProtocol.OPENAI,
+        OPENAI,
         Endpoint.CHAT,
         {"messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 100, "n": 2},
         "m",

@@ -18,9 +18,10 @@ from multidict import CIMultiDict
 from tollway.cache.entry import Entry
 from tollway.cache.memory import MemoryStore
 from tollway.cache.policy import Policy
-from tollway.call import Call, ClientProtocol, Endpoint
+from tollway.call import Call, Endpoint
 from tollway.config import CacheConfig
 from tollway.mock import RunningMock
+from tollway.protocols.openai import OPENAI
 from tollway.server import RunningServer
 
 ADMIN = "admin-secret-token"
@@ -186,7 +187,7 @@ def test_policy_per_key_and_patterns() -> None:
     policy = Policy(
         CacheConfig(enabled=False, temperature_policy="cache", models={"gpt-4o*": True, "gpt-4o-x": False})
     )
-    call = Call("r", ClientProtocol.OPENAI, Endpoint.CHAT, {"messages": []}, "gpt-4o-mini", False)
+    call = Call("r", OPENAI, Endpoint.CHAT, {"messages": []}, "gpt-4o-mini", False)
     assert policy.decide(call).active
     call.model = "gpt-4o-x"
     assert not policy.decide(call).active  # an exact name wins over a pattern

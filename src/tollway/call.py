@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
-class ClientProtocol(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
+from .protocols.base import ClientProtocol
 
 
 class Endpoint(StrEnum):
@@ -40,7 +37,7 @@ class Call:
     """One client request, annotated by each pipeline stage."""
 
     request_id: str
-    protocol: ClientProtocol
+    protocol: ClientProtocol  # the client's: how it is understood and answered (``protocols/``)
     endpoint: Endpoint
     body: dict[str, Any]
     model: str
@@ -69,7 +66,6 @@ class Call:
     cache_status: str = ""
     cache_enabled: bool = True  # stage 1 turns it off for a key whose caching is off
     saved_cost: float | None = None  # a cache hit or shared call: what it would have cost
-    client_wants_usage: bool = False
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0

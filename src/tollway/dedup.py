@@ -38,13 +38,12 @@ from typing import TYPE_CHECKING
 
 from . import failover
 from .accounting import account
-from .cache.codec import codec_for
-from .cache.completion import cacheable, usage_chunk
+from .cache.completion import cacheable
 from .cache.entry import Entry
 from .cache.lookup import Lookup, set_status
 from .cache.recording import Recording
-from .cache.replay import send_answer, wants_usage
-from .call import Call, ClientProtocol, Endpoint
+from .cache.replay import send_answer
+from .call import Call, Endpoint
 from .egress import Responder
 from .errors import StreamInterrupted, TollwayError
 
@@ -96,7 +95,9 @@ class Flight:
         self.key = lookup.key
         self.vector = lookup.vector
         self.recording = Recording(
-            stream=lead.stream, chat=lead.endpoint is Endpoint.CHAT, codec=codec_for(lead)
+            stream=lead.stream,
+            chat=lead.endpoint is Endpoint.CHAT,
+            codec=lead.protocol.codec(model=lead.model, request_id=lead.request_id),
         )
         self.readers: list[Call] = []
         self.payer: Call | None = None
@@ -220,7 +221,7 @@ class Flight:
         if not rec.started:
             raise rec.failure or StreamInterrupted("The shared call ended without an answer.")
         await out.start_stream(call)
-        usage = wants_usage(call)
+        usage = call.protocol.wants_usage(call.body)
         sent = 0
         while True:
             events = rec.events
@@ -239,11 +240,12 @@ class Flight:
             call.status, call.error_type = rec.failure.status, rec.failure.error_type
             await out.stream_error(call, rec.failure)
             return
-        if usage and not rec.saw_usage and call.protocol is ClientProtocol.OPENAI:
+        if usage and not rec.saw_usage and rec.codec.usage_apart:
             with contextlib.suppress(StreamInterrupted):
                 _, completion = rec.answer()
-                if completion is not None and isinstance(completion.get("usage"), dict):
-                    await out.chunk(usage_chunk(completion, completion["usage"]))
+                late = rec.codec.late_usage(completion) if completion is not None else b""
+                if late:
+                    await out.chunk(late)
         if rec.codec.tail:
             await out.chunk(rec.codec.tail)
         await out.end_stream()

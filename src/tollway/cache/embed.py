@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from ..call import Call, ClientProtocol, Endpoint
+from ..call import Call, Endpoint
 from ..errors import TollwayError
+from ..protocols.openai import OPENAI
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -188,7 +189,7 @@ class GatewayEmbedder:
 
         call = Call(
             "req_" + os.urandom(12).hex(),
-            ClientProtocol.OPENAI,
+            OPENAI,
             Endpoint.EMBEDDINGS,
             {"model": self.model, "input": text},
             self.model,

@@ -1,7 +1,9 @@
-"""One cached answer, stored in a protocol-neutral form: the final OpenAI ``chat.completion`` object
-(or ``/v1/embeddings`` list), whichever way it reached its first client. A streamed answer is
-reassembled before it is stored (``completion.Assembler``); a streaming client of a hit gets chunks
-synthesized from it (``completion.synthesize``). Other client protocols convert from this form.
+"""One cached answer: the whole body as a non-streaming client of the call's protocol receives it
+(an OpenAI ``chat.completion`` or ``/v1/embeddings`` list, an Anthropic message), whichever way it
+reached its first client. A streamed answer is reassembled before it is stored (through the pivot:
+``completion.Assembler`` and the protocol's ``CacheCodec``); a streaming client of a hit gets the
+body read back into the pivot and replayed as its protocol's stream (``CacheCodec.stream``). The
+client protocol is part of the cache key, so an entry is only ever served to its own protocol.
 
 On the wire (Redis) an entry is one line of JSON metadata, a newline, then the body bytes exactly as
 they are sent to a non-streaming client, so a hit is served without re-encoding it.
@@ -21,7 +23,7 @@ _OVERHEAD = 400  # bytes a memory entry costs beyond its body: the object, its k
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    body: bytes  # the answer as a non-streaming OpenAI client receives it
+    body: bytes  # the answer as a non-streaming client of the call's protocol receives it
     tenant: str
     provider: str = ""
     upstream_model: str = ""

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..call import Call, ClientProtocol, Endpoint
+from ..call import Call, Endpoint
 
 # Fields that never change the answer. Anything not listed here is part of the key.
 IGNORED_FIELDS = frozenset(
@@ -82,13 +82,13 @@ def last_user_text(body: dict[str, Any]) -> str | None:
     return None
 
 
-_NAMES: dict[ClientProtocol | Endpoint, bytes] = {
-    name: name.value.encode() for name in [*ClientProtocol, *Endpoint]
-}
+# the endpoint's name as bytes, encoded once here rather than on every request (the protocol keeps
+# its own, ``ClientProtocol.key``)
+_NAMES: dict[Endpoint, bytes] = {name: name.value.encode() for name in Endpoint}
 
 
 def request_key(call: Call, *, semantic: bool = False) -> CacheKey:
-    head = (_VERSION, call.tenant.encode(), _NAMES[call.protocol], _NAMES[call.endpoint])
+    head = (_VERSION, call.tenant.encode(), call.protocol.key, _NAMES[call.endpoint])
     canonical = _canonical(call.body)
     digest = _hash(*head, _dump(canonical))
     if not semantic:

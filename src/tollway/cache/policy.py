@@ -8,8 +8,8 @@ flight — decided from the configuration, the model, the key and the client's `
   cached answer is then one sample that every identical call gets).
 - ``Cache-Control: no-cache``: do not answer from the cache nor join a call in flight, but store
   the fresh answer. ``no-store``: none of it, and nothing of this call is kept or shared.
-- Only protocols whose answers the cache can store and replay take part (``codec``: OpenAI's
-  and Anthropic's).
+- Every client protocol takes part: each has a codec that stores and replays its answers
+  (``protocols.base.CacheCodec``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from ..call import Call, ClientProtocol, Endpoint
+from ..call import Call, Endpoint
 from ..config import CacheConfig
-
-CACHED_PROTOCOLS = frozenset({ClientProtocol.OPENAI, ClientProtocol.ANTHROPIC})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +70,7 @@ class Policy:
         return on, semantic
 
     def decide(self, call: Call) -> Decision:
-        if call.protocol not in CACHED_PROTOCOLS or not call.cache_enabled:
+        if not call.cache_enabled:
             return BYPASS
         on, semantic = self._memo.get(call.model) or self._model(call.model)
         if not on:

@@ -15,9 +15,9 @@ from typing import Any
 
 from ..call import Call, Usage
 from ..errors import StreamInterrupted, TollwayError
+from ..protocols.base import CacheCodec
 from ..providers.base import Reply
 from ..sse import SSEDecoder, encode_data
-from .codec import Codec
 from .completion import Assembler
 
 
@@ -34,7 +34,7 @@ class Event:
 class Recording:
     """Implements ``egress.Responder`` for one upstream call; read by any number of clients."""
 
-    def __init__(self, *, stream: bool, chat: bool, codec: Codec) -> None:
+    def __init__(self, *, stream: bool, chat: bool, codec: CacheCodec) -> None:
         self.stream = stream
         self.chat = chat
         self.codec = codec

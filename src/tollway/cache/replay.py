@@ -7,23 +7,23 @@ from typing import Any
 from ..call import Call
 from ..egress import Responder
 from ..errors import StreamInterrupted, TollwayError
+from ..protocols.base import CacheCodec
 from ..providers.base import Reply
-from .codec import Codec, codec_for
-
-
-def wants_usage(call: Call) -> bool:
-    options = call.body.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 async def send_answer(
-    call: Call, out: Responder, body: bytes, completion: dict[str, Any] | None, codec: Codec | None = None
+    call: Call,
+    out: Responder,
+    body: bytes,
+    completion: dict[str, Any] | None,
+    codec: CacheCodec | None = None,
 ) -> None:
     """``body`` is in the client's protocol; ``completion`` its neutral form, when already known."""
     if not call.stream:
         await out.reply(call, Reply(body, None))
         return
-    codec = codec or codec_for(call)
+    protocol = call.protocol
+    codec = codec or protocol.codec(model=call.model, request_id=call.request_id)
     if completion is None:
         try:
             completion = codec.neutral(body)
@@ -32,6 +32,6 @@ async def send_answer(
         if completion is None:
             raise StreamInterrupted("The stored answer cannot be replayed as a stream.")
     await out.start_stream(call)
-    await out.chunk(codec.stream(completion, include_usage=wants_usage(call)))
+    await out.chunk(codec.stream(completion, include_usage=protocol.wants_usage(call.body)))
     call.ttft_ms = call.elapsed_ms()
     await out.end_stream()

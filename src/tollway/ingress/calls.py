@@ -13,14 +13,16 @@ from typing import Any
 
 from .. import pipeline
 from ..accounting import record
-from ..asgi import ClientDisconnected, Receive, Scope, parse_object, read_sized_body
-from ..call import Call, ClientProtocol, Endpoint
+from ..asgi import ClientDisconnected, Receive, Scope, Send, parse_object, read_sized_body
+from ..call import Call, Endpoint
 from ..egress import ASGIResponder
 from ..errors import TollwayError
+from ..protocols.base import ClientProtocol
 from ..runtime import Runtime
 
 Validate = Callable[[dict[str, Any]], tuple[str, bool]]
-"""Checks a body in the endpoint's own format; returns (requested model, stream)."""
+"""Checks a body in the endpoint's own format (each protocol module has its own); returns
+(requested model, stream)."""
 
 _ID_PREFIX = "req_" + os.urandom(6).hex()  # random per process: ids stay unique across replicas
 # hex() of 16**12 + n is "0x1" and then n in 12 zero-padded hex digits: cheaper than a format spec
@@ -70,13 +72,14 @@ async def serve(
     rt: Runtime,
     scope: Scope,
     receive: Receive,
-    out: ASGIResponder,
+    send: Send,
     protocol: ClientProtocol,
     endpoint: Endpoint,
     validate: Validate,
 ) -> None:
     """Read the request into a Call (a refused one is answered and logged; a client that left is
-    forgotten) and run the pipeline on it."""
+    forgotten) and run the pipeline on it, answering in the client's protocol."""
+    out = ASGIResponder(send, protocol)
     call, length = _new_call(scope, protocol, endpoint)
     try:
         call.raw = await read_sized_body(receive, rt.config.server.max_body_bytes, length)

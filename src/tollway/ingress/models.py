@@ -5,45 +5,29 @@ always do. Once keys exist, only to a valid key, and only the models that key ma
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from ..asgi import Receive, Scope, Send, header, respond_json
-from ..call import Call, ClientProtocol, Endpoint
+from ..call import Call, Endpoint
 from ..egress import ASGIResponder
 from ..errors import ModelNotFound, TollwayError
 from ..keys.auth import authenticate
 from ..keys.key import Principal
+from ..protocols.anthropic import ANTHROPIC
+from ..protocols.openai import OPENAI
 from ..runtime import Runtime
-from .anthropic import AnthropicResponder
 from .calls import new_call
-from .openai import OpenAIResponder
 
 PREFIXES = ("/v1/models/", "/models/")
 
 
 def _client(scope: Scope, send: Send) -> tuple[Call, ASGIResponder]:
-    if header(scope, b"anthropic-version") is not None:
-        return new_call(scope, ClientProtocol.ANTHROPIC, Endpoint.CHAT), AnthropicResponder(send)
-    return new_call(scope, ClientProtocol.OPENAI, Endpoint.CHAT), OpenAIResponder(send)
+    """The client's protocol: Anthropic's SDKs always send ``anthropic-version``; OpenAI's is the default."""
+    protocol = ANTHROPIC if header(scope, b"anthropic-version") is not None else OPENAI
+    return new_call(scope, protocol, Endpoint.CHAT), ASGIResponder(send, protocol)
 
 
 def _allowed(principal: Principal, names: list[str]) -> list[str]:
     key = principal.key
     return names if key is None else [m for m in names if key.allows(m)]
-
-
-def _model(rt: Runtime, protocol: ClientProtocol, name: str) -> dict[str, Any]:
-    if protocol is ClientProtocol.ANTHROPIC:
-        created = datetime.fromtimestamp(int(rt.started_at), UTC).isoformat().replace("+00:00", "Z")
-        return {
-            "type": "model",
-            "id": name,
-            "display_name": name,
-            "created_at": created,
-            "lifecycle": "active",
-        }
-    return {"id": name, "object": "model", "created": int(rt.started_at), "owned_by": "tollway"}
 
 
 async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,20 +38,9 @@ async def models(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Non
     except TollwayError as exc:
         await out.error(call, exc)
         return
-    data = [_model(rt, call.protocol, m) for m in _allowed(principal, rt.router.models())]
-    if call.protocol is ClientProtocol.ANTHROPIC:
-        await respond_json(
-            send,
-            200,
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            },
-        )
-    else:
-        await respond_json(send, 200, {"object": "list", "data": data})
+    created, protocol = int(rt.started_at), call.protocol
+    data = [protocol.model_object(m, created) for m in _allowed(principal, rt.router.models())]
+    await respond_json(send, 200, protocol.model_list(data))
 
 
 async def model(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,4 +58,4 @@ async def model(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
     except TollwayError as exc:
         await out.error(call, exc)
         return
-    await respond_json(send, 200, _model(rt, call.protocol, name))
+    await respond_json(send, 200, call.protocol.model_object(name, int(rt.started_at)))

@@ -1,8 +1,8 @@
 """Anthropic's Messages API (``x-api-key`` + ``anthropic-version``; the full streaming event sequence).
 
 Anthropic clients are passed through untouched (so ``cache_control``, thinking blocks and
-everything else Anthropic-specific survive); OpenAI clients are translated both ways
-(``translate.anthropic.upstream_*``), streams included.
+everything else Anthropic-specific survive); other clients are translated both ways through the
+pivot (``translate.anthropic.upstream_*``, and their protocol for their side), streams included.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
-from ..call import Call, ClientProtocol, Usage
+from ..call import Call, Usage
 from ..config import ProviderConfig
 from ..errors import StreamInterrupted, UpstreamError
+from ..protocols.anthropic import ANTHROPIC
 from ..sse import SSEEvent, encode_data
 from ..tokens import estimate_prompt
 from ..translate.anthropic.upstream_request import openai_to_anthropic_request
@@ -23,7 +24,6 @@ from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, ant
 from ..translate.errors import TranslationError, anthropic_event_error, upstream_error
 from ..translate.usage import merge_anthropic_usage, usage_from_anthropic
 from .base import Reply
-from .bridge import client_body, client_chunks, openai_request, wants_usage
 from .transport import Transport, parse_event_json, relay_sse
 
 if TYPE_CHECKING:
@@ -55,11 +55,13 @@ class AnthropicUpstream:
         await self._http.close()
 
     def _body(self, call: Call, deployment: Deployment, stream: bool) -> dict[str, Any]:
-        if call.protocol is ClientProtocol.ANTHROPIC:
+        if call.protocol is ANTHROPIC:  # the upstream speaks the client's protocol
             body = dict(call.body)
             body["model"] = deployment.upstream_model
         else:
-            body = openai_to_anthropic_request(call.body, deployment.upstream_model)
+            body = openai_to_anthropic_request(
+                call.protocol.pivot_request(call.body), deployment.upstream_model
+            )
         body["stream"] = stream
         return body
 
@@ -72,15 +74,14 @@ class AnthropicUpstream:
                 f"{self.config.name}: the answer is not JSON", status=502, provider=self.config.name, body=raw
             ) from None
         usage = usage_from_anthropic(parsed.get("usage") or {})
-        if call.protocol is ClientProtocol.ANTHROPIC:
+        if call.protocol is ANTHROPIC:
             return Reply(raw, usage)
         response = anthropic_to_openai_response(
             parsed, model=deployment.upstream_model, request_id=call.request_id
         )
-        return Reply(client_body(call, response), usage)
+        return Reply(call.protocol.encode_body(response, model=call.model), usage)
 
     async def stream(self, call: Call, deployment: Deployment) -> AnthropicStream:
-        call.client_wants_usage = wants_usage(call)
         resp = await self._http.open_stream(self._url, self._body(call, deployment, stream=True))
         return AnthropicStream(resp, call, self.config.name, deployment.upstream_model)
 
@@ -94,17 +95,19 @@ class AnthropicUpstream:
 
 
 class AnthropicStream:
-    """Anthropic events: relayed as they are to Anthropic clients, translated for OpenAI clients."""
+    """Anthropic events: relayed as they are to Anthropic clients, translated through the pivot for
+    others."""
 
     def __init__(self, resp: aiohttp.ClientResponse, call: Call, provider: str, model: str) -> None:
         self._resp = resp
         self._call = call
         self._provider = provider
-        self._passthrough = call.protocol is ClientProtocol.ANTHROPIC
+        protocol = call.protocol
+        self._passthrough = protocol is ANTHROPIC
         self._to_openai = AnthropicToOpenAIStream(
-            model=model, request_id=call.request_id, include_usage=call.client_wants_usage
+            model=model, request_id=call.request_id, include_usage=protocol.wants_usage(call.body)
         )
-        self._sink = client_chunks(call)
+        self._sink = protocol.encoder(call.body, model=call.model)
         self._raw_usage: dict[str, Any] = {}
         self._stopped = False
         self._output_chars = 0
@@ -151,7 +154,8 @@ class AnthropicStream:
         output from the text that arrived."""
         known = usage_from_anthropic(self._raw_usage) if self._raw_usage else Usage()
         self.usage = Usage(
-            input_tokens=known.input_tokens or estimate_prompt(openai_request(self._call)),
+            input_tokens=known.input_tokens
+            or estimate_prompt(self._call.protocol.pivot_request(self._call.body)),
             cached_tokens=known.cached_tokens,
             cache_write_tokens=known.cache_write_tokens,
             output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4),

@@ -1,6 +1,6 @@
 """Google's Gemini API: ``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``
-with ``x-goog-api-key``. Every client protocol is translated (``translate.gemini``), through the
-OpenAI format for Anthropic clients."""
+with ``x-goog-api-key``. Every client protocol is translated through the pivot
+(``translate.gemini``; the client's protocol for its side)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from ..translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to
 from ..translate.usage import usage_from_gemini
 from .anthropic import named_error
 from .base import Reply
-from .bridge import client_body, client_chunks, openai_request, wants_usage
 from .transport import Transport, parse_event_json, relay_sse
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ class GeminiUpstream:
         return f"{self.config.base_url}/models/{model}:{action}"
 
     async def complete(self, call: Call, deployment: Deployment) -> Reply:
-        body = openai_to_gemini_request(openai_request(call), deployment.upstream_model)
+        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), deployment.upstream_model)
         raw = await self._http.post(self._url(deployment.upstream_model, False), body)
         try:
             parsed = orjson.loads(raw)
@@ -59,11 +58,11 @@ class GeminiUpstream:
         response = gemini_to_openai_response(
             parsed, model=deployment.upstream_model, request_id=call.request_id
         )
-        return Reply(client_body(call, response), usage_from_gemini(parsed.get("usageMetadata") or {}))
+        usage = usage_from_gemini(parsed.get("usageMetadata") or {})
+        return Reply(call.protocol.encode_body(response, model=call.model), usage)
 
     async def stream(self, call: Call, deployment: Deployment) -> GeminiStream:
-        call.client_wants_usage = wants_usage(call)
-        body = openai_to_gemini_request(openai_request(call), deployment.upstream_model)
+        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), deployment.upstream_model)
         resp = await self._http.open_stream(self._url(deployment.upstream_model, True), body)
         return GeminiStream(resp, call, self.config.name, deployment.upstream_model)
 
@@ -90,10 +89,11 @@ class GeminiStream:
         self._resp = resp
         self._call = call
         self._provider = provider
+        protocol = call.protocol
         self._to_openai = GeminiToOpenAIStream(
-            model=model, request_id=call.request_id, include_usage=call.client_wants_usage
+            model=model, request_id=call.request_id, include_usage=protocol.wants_usage(call.body)
         )
-        self._sink = client_chunks(call)
+        self._sink = protocol.encoder(call.body, model=call.model)
         self._output_chars = 0
         self._last_usage: dict[str, Any] = {}
         self.usage: Usage | None = None
@@ -125,7 +125,8 @@ class GeminiStream:
     def _estimate(self) -> None:
         known = usage_from_gemini(self._last_usage) if self._last_usage else Usage()
         self.usage = Usage(
-            input_tokens=known.input_tokens or estimate_prompt(openai_request(self._call)),
+            input_tokens=known.input_tokens
+            or estimate_prompt(self._call.protocol.pivot_request(self._call.body)),
             cached_tokens=known.cached_tokens,
             output_tokens=max(known.output_tokens, (self._output_chars + 3) // 4),
             estimated=True,

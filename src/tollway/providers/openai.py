@@ -7,7 +7,8 @@ tool-call deltas without ``index``, usage in non-standard fields (DeepSeek's
 OpenAI clients are passed through: the client's body with the upstream model name swapped in (and,
 for streams, ``stream_options.include_usage`` switched on so every call can be priced); answers go
 back byte for byte when nothing needs repair, and stream events are relayed as they arrive.
-Anthropic clients are translated (``providers.bridge``).
+Clients of other protocols are served through the pivot: their protocol (``call.protocol``) gives
+the request's OpenAI form and encodes the answer for them.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import aiohttp
 import msgspec
 import orjson
 
-from ..call import Call, ClientProtocol, Usage
+from ..call import Call, Usage
 from ..config import ProviderConfig
 from ..errors import StreamInterrupted, UpstreamError
+from ..protocols.base import Encoder
+from ..protocols.openai import OPENAI
 from ..sse import DONE, SSEEvent, encode_data
 from ..tokens import estimate_prompt
 from .base import Reply
-from .bridge import ClientChunks, client_body, client_chunks, openai_request, wants_usage
 from .transport import Transport, parse_event_json, relay_sse
 
 if TYPE_CHECKING:
@@ -49,9 +51,9 @@ class OpenAICompatible:
 
     def complete(self, call: Call, deployment: Deployment) -> Coroutine[Any, Any, Reply]:
         # the transport's coroutine, not one of our own around it: one frame fewer on every resume
-        if call.protocol is ClientProtocol.OPENAI:
+        if call.protocol is OPENAI:  # the upstream speaks the client's protocol
             return self._http.post_then(self._chat_url, _passed_body(call, deployment), self._passed_through)
-        body = openai_request(call)
+        body = call.protocol.pivot_request(call.body)
         body["model"] = deployment.upstream_model
         return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
 
@@ -74,22 +76,24 @@ class OpenAICompatible:
 
     def _translated(self, call: Call, raw: bytes) -> Reply:
         parsed = self._parse(raw)
-        return Reply(client_body(call, parsed), usage_from_openai(parsed.get("usage")))
+        return Reply(
+            call.protocol.encode_body(parsed, model=call.model), usage_from_openai(parsed.get("usage"))
+        )
 
     async def embed(self, call: Call, deployment: Deployment) -> Reply:
         raw = await self._http.post(self._embed_url, _passed_body(call, deployment))
         return Reply(raw, self._usage_of(raw))
 
     async def stream(self, call: Call, deployment: Deployment) -> OpenAIStream:
-        body = openai_request(call)
+        protocol = call.protocol
+        body = protocol.pivot_request(call.body)
         body["model"] = deployment.upstream_model
         body["stream"] = True
         options = body.get("stream_options")
-        call.client_wants_usage = wants_usage(call)
         body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         resp = await self._http.open_stream(self._chat_url, body)
-        translate = None if call.protocol is ClientProtocol.OPENAI else client_chunks(call)
-        return OpenAIStream(resp, call, self.config.name, translate)
+        encoder = None if protocol is OPENAI else protocol.encoder(call.body, model=call.model)
+        return OpenAIStream(resp, call, self.config.name, encoder)
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -111,16 +115,18 @@ class OpenAICompatible:
 
 
 class OpenAIStream:
-    """Relays an OpenAI-format SSE stream: repaired and passed through to OpenAI clients, translated
-    (``translate``) for others; picks out usage on the way."""
+    """Relays an OpenAI-format SSE stream: repaired and passed through to OpenAI clients, encoded
+    for others (``translate``, their protocol's encoder); picks out usage on the way."""
 
     def __init__(
-        self, resp: aiohttp.ClientResponse, call: Call, provider: str, translate: ClientChunks | None
+        self, resp: aiohttp.ClientResponse, call: Call, provider: str, translate: Encoder | None
     ) -> None:
         self._resp = resp
         self._call = call
         self._provider = provider
         self._translate = translate
+        # passed through: the usage chunk (always asked of the upstream) is hidden unless asked for
+        self._client_wants_usage = translate is None and call.protocol.wants_usage(call.body)
         self.usage: Usage | None = None
         self._finished = False  # a finish_reason or [DONE] was seen
         self._done_sent = False
@@ -175,7 +181,7 @@ class OpenAIStream:
                 changed |= self._repair_tool_calls(calls)
         if self._translate is not None:
             return self._translate.feed(chunk)
-        if "usage" in chunk and not self._call.client_wants_usage:
+        if "usage" in chunk and not self._client_wants_usage:
             if not chunk.get("choices"):
                 return b""  # the usage chunk the client did not ask for
             del chunk["usage"]
@@ -205,7 +211,7 @@ class OpenAIStream:
     def _estimate(self) -> None:
         if self.usage is None:
             self.usage = Usage(
-                input_tokens=estimate_prompt(openai_request(self._call)),
+                input_tokens=estimate_prompt(self._call.protocol.pivot_request(self._call.body)),
                 output_tokens=(self._output_chars + 3) // 4,
                 estimated=True,
             )
