@@ -98,8 +98,8 @@ async def _first_answer(
 def _whole(call: Call, dep: Deployment) -> Awaitable[Reply]:
     # the upstream's own coroutine, not one wrapping it: one frame fewer on every resume
     if call.endpoint is Endpoint.EMBEDDINGS:
-        return dep.upstream.embed(call, dep)
-    return dep.upstream.complete(call, dep)
+        return dep.upstream.embed(call, dep.upstream_model)
+    return dep.upstream.complete(call, dep.upstream_model)
 
 
 def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Awaitable[Reply]:
@@ -108,7 +108,7 @@ def complete(rt: Runtime, call: Call, candidates: list[Deployment]) -> Awaitable
 
 
 async def _opened(call: Call, dep: Deployment) -> tuple[Deployment, ReplyStream, AsyncIterator[bytes], bytes]:
-    upstream = await dep.upstream.stream(call, dep)
+    upstream = await dep.upstream.stream(call, dep.upstream_model)
     pieces = aiter(upstream)
     try:
         first = await anext(pieces)

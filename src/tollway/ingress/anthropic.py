@@ -50,7 +50,7 @@ async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) 
             raise InvalidRequest("messages: Field required", param="messages")
         for dep in rt.router.candidates(model):
             if isinstance(dep.upstream, AnthropicUpstream) and dep.available():
-                body = await dep.upstream.count_tokens(data, dep)
+                body = await dep.upstream.count_tokens(data, dep.upstream_model)
                 await respond(send, 200, body, JSON_HEADERS)
                 return
         count = estimate_prompt(ANTHROPIC.pivot_request(data))

@@ -8,7 +8,7 @@ pivot (``translate.anthropic.upstream_*``, and their protocol for their side), s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
@@ -25,9 +25,6 @@ from ..translate.errors import TranslationError, anthropic_event_error, upstream
 from ..translate.usage import merge_anthropic_usage, usage_from_anthropic
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
-
-if TYPE_CHECKING:
-    from ..routing.health import Deployment
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -54,19 +51,17 @@ class AnthropicUpstream:
     async def close(self) -> None:
         await self._http.close()
 
-    def _body(self, call: Call, deployment: Deployment, stream: bool) -> dict[str, Any]:
+    def _body(self, call: Call, model: str, stream: bool) -> dict[str, Any]:
         if call.protocol is ANTHROPIC:  # the upstream speaks the client's protocol
             body = dict(call.body)
-            body["model"] = deployment.upstream_model
+            body["model"] = model
         else:
-            body = openai_to_anthropic_request(
-                call.protocol.pivot_request(call.body), deployment.upstream_model
-            )
+            body = openai_to_anthropic_request(call.protocol.pivot_request(call.body), model)
         body["stream"] = stream
         return body
 
-    async def complete(self, call: Call, deployment: Deployment) -> Reply:
-        raw = await self._http.post(self._url, self._body(call, deployment, stream=False))
+    async def complete(self, call: Call, model: str) -> Reply:
+        raw = await self._http.post(self._url, self._body(call, model, stream=False))
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -76,22 +71,18 @@ class AnthropicUpstream:
         usage = usage_from_anthropic(parsed.get("usage") or {})
         if call.protocol is ANTHROPIC:
             return Reply(raw, usage)
-        response = anthropic_to_openai_response(
-            parsed, model=deployment.upstream_model, request_id=call.request_id
-        )
+        response = anthropic_to_openai_response(parsed, model=model, request_id=call.request_id)
         return Reply(call.protocol.encode_body(response, model=call.model), usage)
 
-    async def stream(self, call: Call, deployment: Deployment) -> AnthropicStream:
-        resp = await self._http.open_stream(self._url, self._body(call, deployment, stream=True))
-        return AnthropicStream(resp, call, self.config.name, deployment.upstream_model)
+    async def stream(self, call: Call, model: str) -> AnthropicStream:
+        resp = await self._http.open_stream(self._url, self._body(call, model, stream=True))
+        return AnthropicStream(resp, call, self.config.name, model)
 
-    async def embed(self, call: Call, deployment: Deployment) -> Reply:
+    async def embed(self, call: Call, model: str) -> Reply:
         raise TranslationError(f"{self.config.name}: Anthropic offers no embeddings endpoint", param="model")
 
-    async def count_tokens(self, body: dict[str, Any], deployment: Deployment) -> bytes:
-        return await self._http.post(
-            f"{self._url}/count_tokens", {**body, "model": deployment.upstream_model}
-        )
+    async def count_tokens(self, body: dict[str, Any], model: str) -> bytes:
+        return await self._http.post(f"{self._url}/count_tokens", {**body, "model": model})
 
 
 class AnthropicStream:

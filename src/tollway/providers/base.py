@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..call import Call, Usage
-
-if TYPE_CHECKING:
-    from ..routing.health import Deployment
 
 
 @dataclass(slots=True)
@@ -34,12 +31,15 @@ class ReplyStream(Protocol):
 
 
 class Upstream(Protocol):
-    """One provider's wire protocol. Errors raised are from ``tollway.errors`` (Upstream*)."""
+    """One provider's wire protocol. Errors raised are from ``tollway.errors`` (Upstream*).
 
-    async def complete(self, call: Call, deployment: Deployment) -> Reply: ...
+    ``model`` is the name the upstream knows the model by: an upstream needs nothing else from the
+    deployment (health and routing are the router's business, so this module does not import it)."""
 
-    async def stream(self, call: Call, deployment: Deployment) -> ReplyStream: ...
+    async def complete(self, call: Call, model: str) -> Reply: ...
 
-    async def embed(self, call: Call, deployment: Deployment) -> Reply: ...
+    async def stream(self, call: Call, model: str) -> ReplyStream: ...
+
+    async def embed(self, call: Call, model: str) -> Reply: ...
 
     async def close(self) -> None: ...

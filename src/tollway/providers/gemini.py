@@ -5,7 +5,7 @@ with ``x-goog-api-key``. Every client protocol is translated through the pivot
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
@@ -27,9 +27,6 @@ from .anthropic import named_error
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
 
-if TYPE_CHECKING:
-    from ..routing.health import Deployment
-
 
 class GeminiUpstream:
     def __init__(self, config: ProviderConfig) -> None:
@@ -46,30 +43,27 @@ class GeminiUpstream:
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return f"{self.config.base_url}/models/{model}:{action}"
 
-    async def complete(self, call: Call, deployment: Deployment) -> Reply:
-        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), deployment.upstream_model)
-        raw = await self._http.post(self._url(deployment.upstream_model, False), body)
+    async def complete(self, call: Call, model: str) -> Reply:
+        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), model)
+        raw = await self._http.post(self._url(model, False), body)
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 f"{self.config.name}: the answer is not JSON", status=502, provider=self.config.name, body=raw
             ) from None
-        response = gemini_to_openai_response(
-            parsed, model=deployment.upstream_model, request_id=call.request_id
-        )
+        response = gemini_to_openai_response(parsed, model=model, request_id=call.request_id)
         usage = usage_from_gemini(parsed.get("usageMetadata") or {})
         return Reply(call.protocol.encode_body(response, model=call.model), usage)
 
-    async def stream(self, call: Call, deployment: Deployment) -> GeminiStream:
-        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), deployment.upstream_model)
-        resp = await self._http.open_stream(self._url(deployment.upstream_model, True), body)
-        return GeminiStream(resp, call, self.config.name, deployment.upstream_model)
+    async def stream(self, call: Call, model: str) -> GeminiStream:
+        body = openai_to_gemini_request(call.protocol.pivot_request(call.body), model)
+        resp = await self._http.open_stream(self._url(model, True), body)
+        return GeminiStream(resp, call, self.config.name, model)
 
-    async def embed(self, call: Call, deployment: Deployment) -> Reply:
+    async def embed(self, call: Call, model: str) -> Reply:
         """``batchEmbedContents``, one request per input string; the usage is estimated (Gemini reports
         none for embeddings)."""
-        model = deployment.upstream_model
         body = openai_to_gemini_embed_request(call.body, model)
         raw = await self._http.post(f"{self.config.base_url}/models/{model}:batchEmbedContents", body)
         tokens = sum(estimate_text(t) for t in embedding_texts(call.body))

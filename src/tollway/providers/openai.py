@@ -14,7 +14,7 @@ the request's OpenAI form and encodes the answer for them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -29,9 +29,6 @@ from ..sse import DONE, SSEEvent, encode_data
 from ..tokens import estimate_prompt
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
-
-if TYPE_CHECKING:
-    from ..routing.health import Deployment
 
 
 class OpenAICompatible:
@@ -49,12 +46,12 @@ class OpenAICompatible:
     async def close(self) -> None:
         await self._http.close()
 
-    def complete(self, call: Call, deployment: Deployment) -> Coroutine[Any, Any, Reply]:
+    def complete(self, call: Call, model: str) -> Coroutine[Any, Any, Reply]:
         # the transport's coroutine, not one of our own around it: one frame fewer on every resume
         if call.protocol is OPENAI:  # the upstream speaks the client's protocol
-            return self._http.post_then(self._chat_url, _passed_body(call, deployment), self._passed_through)
+            return self._http.post_then(self._chat_url, _passed_body(call, model), self._passed_through)
         body = call.protocol.pivot_request(call.body)
-        body["model"] = deployment.upstream_model
+        body["model"] = model
         return self._http.post_then(self._chat_url, body, lambda raw: self._translated(call, raw))
 
     def _passed_through(self, raw: bytes) -> Reply:
@@ -80,14 +77,14 @@ class OpenAICompatible:
             call.protocol.encode_body(parsed, model=call.model), usage_from_openai(parsed.get("usage"))
         )
 
-    async def embed(self, call: Call, deployment: Deployment) -> Reply:
-        raw = await self._http.post(self._embed_url, _passed_body(call, deployment))
+    async def embed(self, call: Call, model: str) -> Reply:
+        raw = await self._http.post(self._embed_url, _passed_body(call, model))
         return Reply(raw, self._usage_of(raw))
 
-    async def stream(self, call: Call, deployment: Deployment) -> OpenAIStream:
+    async def stream(self, call: Call, model: str) -> OpenAIStream:
         protocol = call.protocol
         body = protocol.pivot_request(call.body)
-        body["model"] = deployment.upstream_model
+        body["model"] = model
         body["stream"] = True
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
@@ -217,13 +214,13 @@ class OpenAIStream:
             )
 
 
-def _passed_body(call: Call, deployment: Deployment) -> dict[str, Any] | bytes:
+def _passed_body(call: Call, model: str) -> dict[str, Any] | bytes:
     """An OpenAI client's body for an OpenAI-compatible upstream: its own bytes when the upstream
     knows the model by the name the client sent (nothing to change, nothing to encode again), else
     the body with the upstream's model name."""
-    if call.raw and deployment.upstream_model == call.model:
+    if call.raw and model == call.model:
         return call.raw
-    return {**call.body, "model": deployment.upstream_model}
+    return {**call.body, "model": model}
 
 
 class _PromptDetails(msgspec.Struct):
