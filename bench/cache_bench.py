@@ -83,7 +83,7 @@ import sys
 import tollway.pipeline
 from tollway.cache.lookup import NOT_CACHED
 
-async def no_lookup(rt, call, out):
+async def no_lookup(rt, call, out, pending=None):
     return NOT_CACHED
 
 tollway.pipeline.look_up = no_lookup
@@ -384,16 +384,15 @@ async def hit_lookup(n: int) -> dict[str, float]:
 async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
     """``pipeline.handle`` in process, against an upstream that answers at once and a responder that
     sends nothing: what the gateway's own code costs per call, without HTTP, sockets or other load."""
+    import tempfile
+
     from tollway import pipeline
-    from tollway.cache import make_cache
     from tollway.cache.lookup import NOT_CACHED
     from tollway.call import Call, Endpoint, Usage
     from tollway.config import parse_config
-    from tollway.pricing import Pricer
     from tollway.protocols.openai import OPENAI
     from tollway.providers.base import Reply
-    from tollway.routing import Router
-    from tollway.runtime import Runtime
+    from tollway.server import close_runtime, open_runtime
 
     answer = completion_body(20)
 
@@ -411,7 +410,7 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
         async def stream_error(self, call: Call, error: Exception) -> None: ...
         async def error(self, call: Call, error: Exception) -> None: ...
 
-    async def no_lookup(rt: Any, call: Any, out: Any) -> Any:
+    async def no_lookup(rt: Any, call: Any, out: Any, pending: Any = None) -> Any:
         return NOT_CACHED
 
     real_look_up = pipeline.look_up
@@ -419,12 +418,13 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
         {"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "models": ["gpt-4o-mini"]}
     ]
     out: dict[str, dict[str, float]] = {}
+    workdir = tempfile.mkdtemp(prefix="tollway-cache-bench-")
     for scenario in ("none", "off", "bypass", "miss", "hit"):
         cache = {"off": {"enabled": False}, "none": {}, "bypass": {}}.get(
             scenario, {"temperature_policy": "cache"}
         )
         cfg = parse_config({"providers": providers, "cache": cache})
-        rt = Runtime(cfg, Router(cfg, lambda p: Instant()), Pricer(cfg.prices), None, cache=make_cache(cfg))  # type: ignore[arg-type,return-value]
+        rt = await open_runtime(cfg, f"sqlite:///{workdir}/{scenario}.db", lambda p: Instant())  # type: ignore[arg-type,return-value]
         pipeline.look_up = no_lookup if scenario == "none" else real_look_up  # type: ignore[assignment]
         times = []
         for i in range(n + 1000):
@@ -441,6 +441,7 @@ async def pipeline_costs(n: int) -> dict[str, dict[str, float]]:
             if i >= 1000:  # after a warm-up
                 times.append(time.perf_counter_ns() - started)
         pipeline.look_up = real_look_up
+        await close_runtime(rt)
         times.sort()
         out[scenario] = {"p50_us": round(times[n // 2] / 1000, 1), "mean_us": round(sum(times) / n / 1000, 1)}
     return out

@@ -125,27 +125,15 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     from tollway.call import Call, Endpoint, Usage
     from tollway.config import parse_config
     from tollway.keys.auth import authenticate
-    from tollway.keys.cache import KeyCache
-    from tollway.keys.repository import KeyRepository
-    from tollway.limits import admit, make_limiter, settle
-    from tollway.pricing import Pricer
+    from tollway.limits import admit, settle
     from tollway.protocols.openai import OPENAI
-    from tollway.routing import Router
-    from tollway.runtime import Runtime
-    from tollway.server import make_upstream
-    from tollway.store import LogStore
+    from tollway.server import close_runtime, open_runtime
 
     prefix = f"tollway-bench-{uuid.uuid4().hex[:8]}"
     storage = f"sqlite:///{workdir / (scenario + '.db')}"
     cfg = parse_config(config_data(scenario, prefix, "http://127.0.0.1:9/v1", storage))
     secret = await prepare_keys(storage, scenario)
-    store = await LogStore.open(storage)
-    keys = KeyCache(KeyRepository(store.db), refresh_interval=3600)
-    await keys.start()
-    pricer = Pricer(cfg.prices)
-    limiter = make_limiter(cfg, pricer, store)
-    await limiter.start()
-    rt = Runtime(cfg, Router(cfg, make_upstream), pricer, None, store, keys=keys, limits=limiter)
+    rt = await open_runtime(cfg, storage)
     candidates = rt.router.candidates("gpt-4o-mini")
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
     counter = 0
@@ -188,9 +176,7 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
         await asyncio.gather(*(client() for _ in range(64)))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
-        await limiter.close()
-        await keys.stop()
-        await store.close()
+        await close_runtime(rt)
         if scenario == "limits-redis":
             await drop_prefix(prefix)
     return {

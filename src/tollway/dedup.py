@@ -54,18 +54,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollway.dedup")
 
 
+class Flights(dict[str, "Flight"]):
+    """The calls in flight that identical calls may join, by cache key digest: dedup's own registry
+    (``Runtime.flights``). A plain dict underneath: looked up on every cacheable miss."""
+
+
 async def join(
     rt: Runtime, call: Call, lookup: Lookup, candidates: list[Deployment], out: Responder
 ) -> bytes | None:
     """Answer ``call`` through a shared flight; returns the body sent to a non-streaming client."""
-    cache = rt.cache
-    assert cache is not None and lookup.key is not None
-    share = cache.config.dedup
-    flight = cache.flights.get(lookup.key.digest) if share and lookup.join else None
+    assert lookup.key is not None
+    flights = rt.flights
+    share = rt.cache.config.dedup
+    flight = flights.get(lookup.key.digest) if share and lookup.join else None
     if flight is None:
         flight = Flight(rt, call, candidates, lookup)
-        if share and lookup.key.digest not in cache.flights:
-            cache.flights[lookup.key.digest] = flight
+        if share and lookup.key.digest not in flights:
+            flights[lookup.key.digest] = flight
             flight.registered = True
         if call.cache_status == "miss":
             set_status(call, "miss")
@@ -140,7 +145,7 @@ class Flight:
             await self._store()
         rec.finish(call.usage)
         self._unregister()
-        semantic = rt.cache.semantic if rt.cache is not None else None
+        semantic = rt.cache.semantic
         if semantic is not None and rec.complete and rec.failure is None and self._stored:
             try:
                 await semantic.add(rt, self.key, self.vector)
@@ -149,7 +154,6 @@ class Flight:
 
     async def _store(self) -> None:
         cache, call = self.rt.cache, self.call
-        assert cache is not None
         try:
             body, completion = self.recording.answer()
         except StreamInterrupted:
@@ -172,9 +176,9 @@ class Flight:
         self._stored = True
 
     def _unregister(self) -> None:
-        cache = self.rt.cache
-        if self.registered and cache is not None and cache.flights.get(self.key.digest) is self:
-            del cache.flights[self.key.digest]
+        flights = self.rt.flights
+        if self.registered and flights.get(self.key.digest) is self:
+            del flights[self.key.digest]
 
     # -- the readers ------------------------------------------------------------------------------
 
@@ -272,11 +276,11 @@ class Flight:
         call.usage, call.cost = f.usage, f.cost
         if call.cache_status == "dedup":
             call.cache_status = "miss"  # it took over paying from a reader that left
-        if self.rt.cache is not None and call.cache_status == "miss":
+        if call.cache_status == "miss":
             self.rt.cache.count("miss")
 
     def _share(self, call: Call) -> None:
         call.cost = 0.0
         call.saved_cost = self.call.cost if self._finished and call.cache_status == "dedup" else None
-        if self.rt.cache is not None and call.cache_status in ("miss", "dedup"):
+        if call.cache_status in ("miss", "dedup"):
             self.rt.cache.count(call.cache_status, call.saved_cost)

@@ -30,15 +30,20 @@ from .runtime import Runtime
 async def handle(rt: Runtime, call: Call, out: Responder) -> None:
     # Stages that usually need no I/O (a key in memory, no limits, a call the cache bypasses) are
     # answered by their synchronous half first: each awaited stage costs a coroutine per request.
+    # Each synchronous half hands on what it computed (the key's digest, the cache key).
     body: bytes | None = None
     ticket: Ticket | None = None
     limits = rt.limits
     try:
-        principal = auth.known(rt, call) or await auth.look_up(rt, call)
+        principal = auth.known(rt, call)
+        if isinstance(principal, str):  # the key's digest: not in memory, ask the database
+            principal = await auth.look_up(rt, call, principal)
         candidates = rt.router.candidates(call.model)  # before admit: the reservation is priced on them
-        if limits is not None and limits.applies(principal):
+        if limits.applies(principal):
             ticket = await limits.admit(call, principal, candidates)
-        lookup = look_up_now(rt, call) or await look_up(rt, call, out)
+        lookup = look_up_now(rt, call)
+        if lookup.consult:
+            lookup = await look_up(rt, call, out, lookup)
         if lookup.answered:
             return
         if lookup.key is not None:
@@ -60,5 +65,5 @@ async def handle(rt: Runtime, call: Call, out: Responder) -> None:
         raise
     finally:
         record(rt, call, body)
-        if ticket is not None and limits is not None:
+        if ticket is not None:
             await limits.settle(call, ticket)

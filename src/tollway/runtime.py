@@ -1,18 +1,27 @@
-"""What a running gateway holds: built once at startup, shared by every request."""
+"""What a running gateway holds: built once at startup (``server.open_runtime``), shared by every
+request. Every part is always there — a gateway without keys runs them open, one without limits has
+a limiter with nothing to apply, one without caching a cache whose policy bypasses every call — so
+no stage asks whether a part exists.
+
+The parts are named here only to annotate them (``TYPE_CHECKING``): the modules that build them
+import this one, and importing them back would tie every stage into one import cycle."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .cache.answers import AnswerCache
-from .config import Config
-from .keys.cache import KeyCache
-from .limits.limiter import Limiter
-from .pricing import Pricer
-from .routing import Router
-from .store.log import LogStore
-from .store.writer import LogWriter
+if TYPE_CHECKING:
+    from .cache.answers import AnswerCache
+    from .config import Config
+    from .dedup import Flights
+    from .keys.cache import KeyCache
+    from .limits.limiter import Limiter
+    from .pricing import Pricer
+    from .routing import Router
+    from .store.log import LogStore
+    from .store.writer import LogWriter
 
 
 @dataclass(slots=True)
@@ -20,9 +29,10 @@ class Runtime:
     config: Config
     router: Router
     pricer: Pricer
-    writer: LogWriter | None
-    store: LogStore | None = None
+    store: LogStore
+    writer: LogWriter
+    keys: KeyCache
+    limits: Limiter
+    cache: AnswerCache
+    flights: Flights  # calls in flight that identical calls may join (stage 4)
     started_at: float = field(default_factory=time.time)
-    keys: KeyCache | None = None  # None: no key checks (open)
-    limits: Limiter | None = None  # None: no rate limits or budgets
-    cache: AnswerCache | None = None  # None: no response cache, no deduplication

@@ -17,6 +17,7 @@ import uvicorn
 from .asgi import Receive, Scope, Send, respond
 from .cache import make_cache
 from .config import Config, ProviderConfig, storage_url
+from .dedup import Flights
 from .errors import MethodNotAllowed, NotFound, TollwayError
 from .ingress import admin, admin_api, anthropic, models, openai, stats
 from .keys.cache import KeyCache
@@ -59,6 +60,43 @@ def make_upstream(provider: ProviderConfig) -> Upstream:
     return OpenAICompatible(provider)
 
 
+async def open_runtime(
+    config: Config, storage: str, upstream: Callable[[ProviderConfig], Upstream] = make_upstream
+) -> Runtime:
+    """Every part of a running gateway, built and started (``close_runtime`` stops them). The
+    benchmarks build theirs here too, with ``upstream`` standing in for the providers."""
+    store = await LogStore.open(storage)
+    writer = LogWriter(
+        store, batch_size=config.storage.batch_size, flush_interval=config.storage.flush_interval
+    )
+    await writer.start()
+    pricer = Pricer(config.prices)
+    kc = config.keys
+    keys = KeyCache(
+        KeyRepository(store.db),
+        refresh_interval=kc.refresh_interval,
+        negative_ttl=kc.negative_ttl,
+        required=kc.auth == "required",
+    )
+    await keys.start()
+    limiter = make_limiter(config, pricer, store)
+    await limiter.start()
+    cache = make_cache(config)
+    await cache.start()
+    return Runtime(config, Router(config, upstream), pricer, store, writer, keys, limiter, cache, Flights())
+
+
+async def close_runtime(rt: Runtime) -> None:
+    """Stop what ``open_runtime`` started; every queued log row is written first."""
+    await rt.keys.stop()
+    await rt.limits.close()
+    await rt.cache.close()
+    await rt.writer.stop()
+    await rt.store.close()
+    for upstream in rt.router.upstreams():
+        await upstream.close()
+
+
 class Gateway:
     """The ASGI application."""
 
@@ -74,7 +112,6 @@ class Gateway:
         self._tune_gc = tune_gc  # a process of its own (tollway start), not a test embedding it
         self.storage = storage if storage is not None else storage_url(config)
         self.runtime: Runtime | None = None
-        self._store: LogStore | None = None
         self._embedded_mock = embedded_mock
         self._mocks: list[Any] = []
 
@@ -101,37 +138,7 @@ class Gateway:
     async def startup(self) -> None:
         if self._embedded_mock and not self._mocks:
             await self._start_embedded_mocks()
-        store = await LogStore.open(self.storage)
-        writer = LogWriter(
-            store,
-            batch_size=self.config.storage.batch_size,
-            flush_interval=self.config.storage.flush_interval,
-        )
-        await writer.start()
-        self._store = store
-        pricer = Pricer(self.config.prices)
-        kc = self.config.keys
-        keys = KeyCache(
-            KeyRepository(store.db),
-            refresh_interval=kc.refresh_interval,
-            negative_ttl=kc.negative_ttl,
-            required=kc.auth == "required",
-        )
-        await keys.start()
-        limiter = make_limiter(self.config, pricer, store)
-        await limiter.start()
-        cache = make_cache(self.config)
-        await cache.start()
-        self.runtime = Runtime(
-            self.config,
-            Router(self.config, make_upstream),
-            pricer,
-            writer,
-            store,
-            keys=keys,
-            limits=limiter,
-            cache=cache,
-        )
+        self.runtime = await open_runtime(self.config, self.storage)
         if self._tune_gc:
             tune_process_gc()
 
@@ -139,18 +146,7 @@ class Gateway:
         rt, self.runtime = self.runtime, None
         if rt is None:
             return
-        if rt.keys is not None:
-            await rt.keys.stop()
-        if rt.limits is not None:
-            await rt.limits.close()
-        if rt.cache is not None:
-            await rt.cache.close()
-        if rt.writer is not None:
-            await rt.writer.stop()
-        if self._store is not None:
-            await self._store.close()
-        for upstream in rt.router.upstreams():
-            await upstream.close()
+        await close_runtime(rt)
         for mock in self._mocks:
             await mock.close()
         self._mocks.clear()

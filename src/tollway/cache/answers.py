@@ -1,6 +1,6 @@
 """``AnswerCache``: what a running gateway holds for caching — the policy, the answer store (memory
-or Redis), the semantic cache when enabled, the calls in flight that identical calls may join, and
-counters for ``/stats``."""
+or Redis), the semantic cache when enabled, and counters for ``/stats``. (The calls in flight that
+identical calls may join are dedup's: ``dedup.Flights``.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from .memory import MemoryStore
 from .policy import Policy
 
 if TYPE_CHECKING:
-    from ..dedup import Flight
     from .semantic import SemanticCache
 
 log = logging.getLogger("tollway.cache")
@@ -32,7 +31,6 @@ class AnswerCache:
         self.policy = Policy(config)
         self.store = store
         self.semantic = semantic
-        self.flights: dict[str, Flight] = {}
         self.counts: Counter[str] = Counter()  # by cache status, since start
         self.saved = 0.0  # US dollars, since start
         self.unavailable = 0
@@ -75,7 +73,6 @@ class AnswerCache:
             "dedup": self.config.dedup,
             "calls": dict(self.counts),
             "saved_usd": round(self.saved, 10),
-            "in_flight": len(self.flights),
             "unavailable": self.unavailable,
             "store": await self.store.stats(),
             "semantic": None if self.semantic is None else self.semantic.stats(),

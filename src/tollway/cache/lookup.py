@@ -35,6 +35,7 @@ class Lookup:
     key: CacheKey | None = None  # set when this call's answer may be stored (and shared)
     join: bool = False  # it may also join an identical call already in flight
     vector: Any = None  # the last user message's embedding, computed by the semantic lookup
+    consult: bool = False  # look_up_now's answer: the store is to be consulted (look_up), under ``key``
 
 
 NOT_CACHED = Lookup()
@@ -55,14 +56,13 @@ def _bypass(cache: AnswerCache, call: Call) -> None:
     cache.count("bypass")
 
 
-def look_up_now(rt: Runtime, call: Call) -> Lookup | None:
-    """``look_up`` when it needs no I/O: no cache, or a call the cache must not answer (bypass).
-    None: the cache is to be consulted (``look_up``)."""
+def look_up_now(rt: Runtime, call: Call) -> Lookup:
+    """``look_up`` as far as it needs no I/O: the policy's decision and the key. A call the cache must
+    not answer (bypass) gets its final ``Lookup`` here; one to look up gets ``consult`` set, with the
+    key already computed, for ``look_up`` to continue from."""
     cache = rt.cache
-    if cache is None:
-        return NOT_CACHED
     decision = cache.policy.decide(call)
-    if decision is BYPASS:  # the usual case, first: neither looked up nor stored
+    if decision is BYPASS:  # the usual case, first: neither looked up nor stored (_bypass, inlined)
         call.cache_status = "bypass"
         call.extra_headers.append(_BYPASS)
         cache.count("bypass")
@@ -70,28 +70,29 @@ def look_up_now(rt: Runtime, call: Call) -> Lookup | None:
     if not decision.active:
         _bypass(cache, call)
         return NOT_CACHED
+    key = request_key(call, semantic=decision.semantic and cache.semantic is not None)
     if not decision.lookup:
         _bypass(cache, call)
-        return Lookup(key=request_key(call, semantic=decision.semantic and cache.semantic is not None))
-    return None
+        return Lookup(key=key)
+    return Lookup(key=key, join=True, consult=True)
 
 
-async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
-    now = look_up_now(rt, call)
-    if now is not None:
-        return now
+async def look_up(rt: Runtime, call: Call, out: Responder, pending: Lookup | None = None) -> Lookup:
+    """Stage 3. ``pending``: what ``look_up_now`` returned for this call, when it was called first."""
+    if pending is None:
+        pending = look_up_now(rt, call)
+    key = pending.key
+    if not pending.consult or key is None:
+        return pending
+    pending.consult = False
     cache = rt.cache
-    assert cache is not None
-    decision = cache.policy.decide(call)
-    key = request_key(call, semantic=decision.semantic and cache.semantic is not None)
     entry = await cache.get(key.digest)
     if entry is not None and entry.tenant == call.tenant:
         await _serve(rt, call, out, entry, "hit")
         return ANSWERED
-    vector = None
     # An identical call in flight answers sooner than an embedding: join it (stage 4) without one.
-    if key.group is not None and cache.semantic is not None and key.digest not in cache.flights:
-        match, vector = await cache.semantic.find(rt, key)
+    if key.group is not None and cache.semantic is not None and key.digest not in rt.flights:
+        match, pending.vector = await cache.semantic.find(rt, key)
         if match is not None:
             entry = await cache.get(match.digest)
             if entry is not None and entry.tenant == call.tenant:
@@ -100,7 +101,7 @@ async def look_up(rt: Runtime, call: Call, out: Responder) -> Lookup:
                 return ANSWERED
             cache.semantic.forget(key, match.digest)  # its answer expired or was evicted
     call.cache_status = "miss"  # dedup.join sends the header: this call may yet join another
-    return Lookup(key=key, join=True, vector=vector)
+    return pending
 
 
 async def _serve(rt: Runtime, call: Call, out: Responder, entry: Entry, status: str) -> None:
@@ -109,5 +110,4 @@ async def _serve(rt: Runtime, call: Call, out: Responder, entry: Entry, status: 
     call.cost, call.saved_cost = 0.0, entry.cost
     await send_answer(call, out, entry.body, None)
     call.status = 200
-    assert rt.cache is not None
     rt.cache.count(status, entry.cost)

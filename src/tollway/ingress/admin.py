@@ -12,20 +12,14 @@ from ..runtime import Runtime
 async def health(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
     states = Counter(d.state.value for d in rt.router.deployments())
     writer = rt.writer
-    limits = None if rt.limits is None else rt.limits.health()
+    limits = rt.limits.health()
     payload = {
         # degraded: serving, but a limits backend is unreachable (its policy decides what passes)
-        "status": "degraded" if limits is not None and limits["state"] != "ok" else "ok",
+        "status": "degraded" if limits["state"] != "ok" else "ok",
         "uptime_s": round(time.time() - rt.started_at, 3),
         "deployments": {"healthy": states["healthy"], "degraded": states["degraded"], "down": states["down"]},
-        "log": None
-        if writer is None
-        else {
-            "written": writer.written,
-            "pending": writer.pending,
-            "dropped": writer.dropped,
-        },
-        "auth": None if rt.keys is None else ("open" if rt.keys.open else "keys"),
+        "log": {"written": writer.written, "pending": writer.pending, "dropped": writer.dropped},
+        "auth": "open" if rt.keys.open else "keys",
         "limits": limits,
     }
     await respond_json(send, 200, payload)

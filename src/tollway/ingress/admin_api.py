@@ -127,9 +127,7 @@ def _object(body: bytes) -> dict[str, Any]:
 
 
 def _repo(rt: Runtime) -> KeyRepository:
-    if rt.keys is not None:
-        return rt.keys.repo
-    raise NotFound("This gateway has no key store.")
+    return rt.keys.repo
 
 
 def _missing(exc: NoSuchRecord) -> NotFound:
@@ -143,8 +141,7 @@ def _conflict(exc: Conflict) -> InvalidRequest:
 
 
 def _remember(rt: Runtime, key: VirtualKey) -> None:
-    if rt.keys is not None:
-        rt.keys.apply(key)
+    rt.keys.apply(key)
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -174,7 +171,7 @@ async def show_key(rt: Runtime, args: list[str], params: Params, body: bytes) ->
         raise _missing(exc) from None
     out = key.to_json()
     rule = key.limits.budget
-    if rule is not None and rt.store is not None:
+    if rule is not None:
         span = current(rule.period, ZoneInfo(rt.config.budgets.timezone), time.time())
         out["budget_spent"] = await rt.store.spent_since("key", key.id, span.start)
         out["budget_period_start"] = span.start
@@ -247,8 +244,7 @@ async def put_tenant(rt: Runtime, args: list[str], params: Params, body: bytes) 
     data = _object(body)
     check_fields(data, TENANT_FIELDS)
     tenant = await _repo(rt).put_tenant(check_name(args[0], "tenant"), parse_limits(data))
-    if rt.keys is not None:
-        rt.keys.apply_tenant(tenant)
+    rt.keys.apply_tenant(tenant)
     return 200, tenant.to_json()
 
 
@@ -257,8 +253,7 @@ async def delete_tenant(rt: Runtime, args: list[str], params: Params, body: byte
         await _repo(rt).delete_tenant(args[0])
     except NoSuchRecord as exc:
         raise _missing(exc) from None
-    if rt.keys is not None:
-        rt.keys.apply_tenant(None, args[0])
+    rt.keys.apply_tenant(None, args[0])
     return 200, {"name": args[0], "deleted": True}
 
 
@@ -266,8 +261,6 @@ async def delete_tenant(rt: Runtime, args: list[str], params: Params, body: byte
 
 
 async def spend(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-    if rt.store is None:
-        raise NotFound("This gateway keeps no request log.")
     by = [g.strip() for g in ",".join(params.get("by", ["key"])).split(",") if g.strip()]
     unknown = [g for g in by if g not in GROUP_KEYS]
     if unknown:

@@ -15,7 +15,6 @@ from ..asgi import Receive, Scope, Send, respond_json
 from ..errors import InvalidRequest
 from ..limits.period import start_of
 from ..runtime import Runtime
-from ..store.queries import CacheRow
 
 HIT_KINDS = ("hit", "semantic", "dedup")
 
@@ -29,9 +28,7 @@ async def stats(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
         err = InvalidRequest(str(exc), param="period")
         await respond_json(send, err.status, err.openai_envelope())
         return
-    rows: list[CacheRow] = []
-    if rt.store is not None:
-        rows = await rt.store.cache_summary(since=since)
+    rows = await rt.store.cache_summary(since=since)
     by_status = {
         r.status or "none": {
             "requests": r.requests,
@@ -51,6 +48,6 @@ async def stats(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None
         "saved_usd": round(sum(r.saved for r in rows), 10),
         "saved_by": {kind: by_status.get(kind, {}).get("saved_usd", 0.0) for kind in HIT_KINDS},
         "by_status": by_status,
-        "cache": None if rt.cache is None else await rt.cache.stats(),
+        "cache": {**await rt.cache.stats(), "in_flight": len(rt.flights)},
     }
     await respond_json(send, 200, payload)

@@ -20,14 +20,17 @@ log = logging.getLogger("tollway.keys")
 
 async def authenticate(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
     """``check_model=False``: only who the caller is (``GET /v1/models`` filters the list instead)."""
-    return known(rt, call, check_model=check_model) or await look_up(rt, call, check_model=check_model)
+    found = known(rt, call, check_model=check_model)
+    if isinstance(found, str):
+        return await look_up(rt, call, found, check_model=check_model)
+    return found
 
 
-def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | None:
-    """``authenticate`` without I/O: the principal, or None when the key is not in memory and must be
-    looked up in the database (``authenticate`` does both)."""
+def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | str:
+    """``authenticate`` without I/O: the principal, or — when the key is not in memory and must be
+    looked up in the database — the key's digest, for ``look_up`` (it costs a SHA-256 to compute)."""
     cache = rt.keys
-    if cache is None or (cache.open and not call.api_key):
+    if cache.open and not call.api_key:
         return OPEN
     if not call.api_key:
         raise AuthenticationFailed(
@@ -39,17 +42,14 @@ def known(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal | N
         return _principal(cache, call, key, check_model)
     if cache.open and cache.known_unknown(key_hash):
         return OPEN  # running open, and this key was looked up and found nowhere a moment ago
-    return None
+    return key_hash
 
 
-async def look_up(rt: Runtime, call: Call, *, check_model: bool = True) -> Principal:
-    """The rest of ``authenticate`` once ``known`` said None: ask the database."""
+async def look_up(rt: Runtime, call: Call, key_hash: str, *, check_model: bool = True) -> Principal:
+    """The rest of ``authenticate`` once ``known`` returned the key's digest: ask the database."""
     cache = rt.keys
-    assert cache is not None  # known() answered every call without a key cache
     try:
-        key = await cache.lookup(
-            secret.digest(call.api_key)
-        )  # a key created since the last refresh, elsewhere
+        key = await cache.lookup(key_hash)  # a key created since the last refresh, elsewhere
     except (StoreError, OSError) as exc:
         log.error("looking up an unknown key failed: %r", exc)
         if cache.open:

@@ -61,11 +61,11 @@ def make_limiter(config: Config, pricer: Pricer, store: LogStore | None) -> Limi
 
 async def admit(rt: Runtime, call: Call, principal: Principal, candidates: list[Deployment]) -> Ticket | None:
     """Stage 2. Raises RateLimited, BudgetExceeded or LimitsUnavailable; a ticket to settle otherwise."""
-    return None if rt.limits is None else await rt.limits.admit(call, principal, candidates)
+    return await rt.limits.admit(call, principal, candidates)
 
 
 async def settle(rt: Runtime, call: Call, ticket: Ticket | None) -> None:
     """After stage 7 (``call.cost`` is final), whatever the outcome: real tokens and cost replace the
     estimates, reservations and concurrency slots are released."""
-    if ticket is not None and rt.limits is not None:
+    if ticket is not None:
         await rt.limits.settle(call, ticket)
