@@ -11,7 +11,8 @@ import pytest
 from tollway.call import Usage
 from tollway.config import ProviderConfig
 from tollway.errors import UpstreamError
-from tollway.providers.openai import OpenAICompatible, usage_from_openai
+from tollway.providers.openai import OpenAICompatible
+from tollway.usage import usage_from_openai
 
 UPSTREAM = OpenAICompatible(ProviderConfig(name="up", base_url="http://127.0.0.1:9/v1", api_key="k"))
 CHOICES: list[Any] = [

@@ -30,7 +30,7 @@ from tollway.translate.gemini.embeddings import gemini_to_openai_embeddings, ope
 from tollway.translate.gemini.schema import gemini_schema
 from tollway.translate.gemini.upstream_request import PLACEHOLDER_SIGNATURE, openai_to_gemini_request
 from tollway.translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
-from tollway.translate.usage import usage_from_gemini
+from tollway.usage import usage_from_gemini
 
 GOLDEN = Path(__file__).parent / "golden" / "translate" / "gemini" / "upstream"
 UPDATE = os.environ.get("TOLLWAY_UPDATE_GOLDEN") == "1"

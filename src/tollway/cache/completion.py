@@ -16,7 +16,7 @@ import orjson
 
 from ..call import Usage
 from ..sse import encode_json
-from ..translate.usage import usage_to_openai
+from ..usage import usage_to_openai
 
 # A cached answer must be the whole answer: no tool call waiting for its result, nothing cut short
 # by the provider's filter, nothing unfinished.

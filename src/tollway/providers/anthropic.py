@@ -22,7 +22,7 @@ from ..tokens import estimate_prompt
 from ..translate.anthropic.upstream_request import openai_to_anthropic_request
 from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, anthropic_to_openai_response
 from ..translate.errors import TranslationError, anthropic_event_error, upstream_error
-from ..translate.usage import merge_anthropic_usage, usage_from_anthropic
+from ..usage import merge_anthropic_usage, usage_from_anthropic
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
 

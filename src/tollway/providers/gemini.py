@@ -22,7 +22,7 @@ from ..translate.gemini.embeddings import (
 )
 from ..translate.gemini.upstream_request import openai_to_gemini_request
 from ..translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
-from ..translate.usage import usage_from_gemini
+from ..usage import usage_from_gemini
 from .anthropic import named_error
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse

@@ -1,8 +1,8 @@
 """Every OpenAI-compatible upstream: OpenAI, Mistral, DeepSeek, xAI, Groq, Together, Ollama, vLLM.
 
 They differ in data only (base URL, key, extra headers) and in a few quirks this module repairs:
-tool-call deltas without ``index``, usage in non-standard fields (DeepSeek's
-``prompt_cache_hit_tokens``) and error bodies that are not OpenAI's envelope.
+tool-call deltas without ``index`` and error bodies that are not OpenAI's envelope (usage in
+non-standard fields, such as DeepSeek's ``prompt_cache_hit_tokens``, is read by ``tollway.usage``).
 
 OpenAI clients are passed through: the client's body with the upstream model name swapped in (and,
 for streams, ``stream_options.include_usage`` switched on so every call can be priced); answers go
@@ -27,6 +27,7 @@ from ..protocols.base import Encoder
 from ..protocols.openai import OPENAI
 from ..sse import DONE, SSEEvent, encode_data
 from ..tokens import estimate_prompt
+from ..usage import WireUsage, usage_from_openai
 from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
 
@@ -223,56 +224,12 @@ def _passed_body(call: Call, model: str) -> dict[str, Any] | bytes:
     return {**call.body, "model": model}
 
 
-class _PromptDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-
-
-class _CompletionDetails(msgspec.Struct):
-    reasoning_tokens: int | None = None
-
-
-class _WireUsage(msgspec.Struct):
-    """OpenAI's ``usage`` as ``usage_from_openai`` reads it (DeepSeek's cache hits included); other
-    members are skipped, a member of another type fails the decode (and the full parse takes over)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    prompt_tokens_details: _PromptDetails | None = None
-    completion_tokens_details: _CompletionDetails | None = None
-    prompt_cache_hit_tokens: int | None = None
-
-    def tokens(self) -> Usage:
-        """What ``usage_from_openai`` makes of the same object."""
-        details = self.prompt_tokens_details
-        cached = (details.cached_tokens if details else None) or self.prompt_cache_hit_tokens or 0
-        done = self.completion_tokens_details
-        reasoning = (done.reasoning_tokens if done else None) or 0
-        return Usage(self.prompt_tokens or 0, cached, 0, self.completion_tokens or 0, reasoning)
-
-
 class _Answer(msgspec.Struct):
-    usage: _WireUsage | None = None
+    usage: WireUsage | None = None
     error: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 _ANSWER = msgspec.json.Decoder(_Answer)
-
-
-def usage_from_openai(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-    get = usage.get
-    details = get("prompt_tokens_details")
-    cached = (
-        (details.get("cached_tokens") if isinstance(details, dict) else None)
-        or get("prompt_cache_hit_tokens")
-        or 0
-    )
-    details = get("completion_tokens_details")
-    reasoning = (details.get("reasoning_tokens") if isinstance(details, dict) else None) or 0
-    return Usage(
-        int(get("prompt_tokens") or 0), int(cached), 0, int(get("completion_tokens") or 0), int(reasoning)
-    )
 
 
 def _error_from_body(status: int, raw: bytes, provider: str, retry_after: float | None) -> UpstreamError:

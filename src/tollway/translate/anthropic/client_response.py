@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tollway.call import Usage
 from tollway.translate import pivot
 from tollway.translate.anthropic.client_stream import message_id, stop_reason
 from tollway.translate.anthropic.upstream_response import anthropic_tool_id
-from tollway.translate.usage import usage_from_openai, usage_to_anthropic
+from tollway.usage import usage_from_openai, usage_to_anthropic
 
 
 def openai_to_anthropic_response(
@@ -51,5 +52,5 @@ def openai_to_anthropic_response(
         "content": content,
         "stop_reason": reason,
         "stop_sequence": None,
-        "usage": usage_to_anthropic(usage_from_openai(body.get("usage") or {})),
+        "usage": usage_to_anthropic(usage_from_openai(body.get("usage")) or Usage()),
     }

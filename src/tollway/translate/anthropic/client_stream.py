@@ -26,7 +26,7 @@ from tollway.call import Usage
 from tollway.translate import pivot
 from tollway.translate.anthropic.upstream_response import anthropic_tool_id
 from tollway.translate.errors import openai_chunk_error, stream_ended_early
-from tollway.translate.usage import usage_from_openai, usage_to_anthropic
+from tollway.usage import usage_from_openai, usage_to_anthropic
 
 Event = tuple[str, dict[str, Any]]
 

@@ -24,7 +24,7 @@ from typing import Any
 from tollway.call import Usage
 from tollway.translate import pivot
 from tollway.translate.errors import anthropic_event_error, stream_ended_early
-from tollway.translate.usage import merge_anthropic_usage, usage_from_anthropic, usage_to_openai
+from tollway.usage import merge_anthropic_usage, usage_from_anthropic, usage_to_openai
 
 JSON_TOOL = "tollway_json_response"
 """The tool that carries a ``json_schema`` response format (see ``anthropic``)."""

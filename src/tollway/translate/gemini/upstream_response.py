@@ -18,7 +18,7 @@ from typing import Any
 from tollway.call import Usage
 from tollway.translate import pivot
 from tollway.translate.errors import gemini_chunk_error, stream_ended_early
-from tollway.translate.usage import usage_from_gemini, usage_to_openai
+from tollway.usage import usage_from_gemini, usage_to_openai
 
 _FILTERED = {
     "SAFETY",
