@@ -13,6 +13,7 @@ from .protocols.base import ClientProtocol
 class Endpoint(StrEnum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    COUNT_TOKENS = "count_tokens"  # Anthropic's /v1/messages/count_tokens
 
 
 @dataclass(slots=True)

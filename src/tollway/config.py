@@ -14,60 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# The OpenAI-compatible vendors differ only in data: default base URL and the env var of their key.
-# (Anthropic and Gemini get their own adapters with the translation issue.)
-ProviderKind = Literal[
-    "openai",
-    "mistral",
-    "deepseek",
-    "xai",
-    "groq",
-    "together",
-    "ollama",
-    "vllm",
-    "mock",
-    "anthropic",
-    "gemini",
-]
-
-VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "openai": {
-        "base_url": "https://api.openai.com/v1",
-        "env": "OPENAI_API_KEY",
-        "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini", "text-embedding-3-small"],
-    },
-    "mistral": {
-        "base_url": "https://api.mistral.ai/v1",
-        "env": "MISTRAL_API_KEY",
-        "models": ["mistral-small-latest", "mistral-large-latest", "mistral-embed"],
-    },
-    "deepseek": {
-        "base_url": "https://api.deepseek.com/v1",
-        "env": "DEEPSEEK_API_KEY",
-        "models": ["deepseek-chat", "deepseek-reasoner"],
-    },
-    "xai": {"base_url": "https://api.x.ai/v1", "env": "XAI_API_KEY", "models": ["grok-3", "grok-3-mini"]},
-    "groq": {
-        "base_url": "https://api.groq.com/openai/v1",
-        "env": "GROQ_API_KEY",
-        "models": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
-    },
-    "together": {"base_url": "https://api.together.xyz/v1", "env": "TOGETHER_API_KEY", "models": []},
-    "ollama": {"base_url": "http://127.0.0.1:11434/v1", "env": None, "models": []},
-    "vllm": {"base_url": "http://127.0.0.1:8000/v1", "env": None, "models": []},
-    "mock": {"base_url": "http://127.0.0.1:9000/v1", "env": None, "models": []},
-    # native protocols, translated when the client speaks another
-    "anthropic": {
-        "base_url": "https://api.anthropic.com/v1",
-        "env": "ANTHROPIC_API_KEY",
-        "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"],
-    },
-    "gemini": {
-        "base_url": "https://generativelanguage.googleapis.com/v1beta",
-        "env": "GEMINI_API_KEY",
-        "models": ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"],
-    },
-}
+from .providers.registry import FACTS, ProviderKind
 
 
 class ConfigError(Exception):
@@ -136,7 +83,7 @@ class ProviderConfig(_Strict):
     @model_validator(mode="after")
     def _defaults(self) -> ProviderConfig:
         if not self.base_url:
-            object.__setattr__(self, "base_url", VENDOR_DEFAULTS[self.kind]["base_url"])
+            object.__setattr__(self, "base_url", FACTS[self.kind].base_url)
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
@@ -317,15 +264,17 @@ def zero_config(environ: dict[str, str] | os._Environ[str] = os.environ, *, olla
     """Providers from well-known environment variables (and Ollama when it answers)."""
     providers: list[ProviderConfig] = []
     for kind in ("openai", "anthropic", "gemini", "mistral", "deepseek", "xai", "groq", "together"):
-        env = VENDOR_DEFAULTS[kind]["env"]
-        key = environ.get(env) or (environ.get("GOOGLE_API_KEY") if kind == "gemini" else None)
+        facts = FACTS[kind]
+        key = environ.get(facts.key_env) if facts.key_env else None
+        if not key and kind == "gemini":
+            key = environ.get("GOOGLE_API_KEY")
         if key:
             providers.append(
                 ProviderConfig(
                     name=kind,
                     kind=kind,
                     api_key=key,
-                    models={m: m for m in VENDOR_DEFAULTS[kind]["models"]},
+                    models={m: m for m in facts.models},
                 )
             )
     if ollama:

@@ -13,6 +13,7 @@ client protocol (OpenAI's and Anthropic's envelopes).
     │   ├── PermissionDenied             403
     │   ├── NotFound                     404 unknown route
     │   ├── ModelNotFound                404 unknown model
+    │   ├── UnsupportedCapability        400 no deployment of the model declares what the call needs
     │   ├── MethodNotAllowed             405
     │   ├── RateLimited                  429 a key's or tenant's requests/tokens/concurrency limit
     │   └── BudgetExceeded               429 a key's, tenant's or the gateway's budget (``budget_exceeded``)
@@ -114,6 +115,14 @@ class NotFound(ClientError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class UnsupportedCapability(ClientError):
+    """The model exists, but none of its deployments can serve this kind of call (embeddings from a
+    model only Anthropic serves): what each provider kind can do is declared in
+    ``providers/registry.py`` and the router refuses here, before any upstream is asked."""
+
+    code = "unsupported_capability"
 
 
 class MethodNotAllowed(ClientError):

@@ -38,7 +38,8 @@ async def handle(rt: Runtime, call: Call, out: Responder) -> None:
         principal = auth.known(rt, call)
         if isinstance(principal, str):  # the key's digest: not in memory, ask the database
             principal = await auth.look_up(rt, call, principal)
-        candidates = rt.router.candidates(call.model)  # before admit: the reservation is priced on them
+        # before admit: the reservation is priced on them
+        candidates = rt.router.candidates(call.model, call.endpoint)
         if limits.applies(principal):
             ticket = await limits.admit(call, principal, candidates)
         lookup = look_up_now(rt, call)

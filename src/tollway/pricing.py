@@ -16,22 +16,9 @@ from typing import Any
 
 from .call import Usage
 from .config import PriceConfig
+from .providers.registry import FACTS
 
 log = logging.getLogger("tollway.pricing")
-
-# tollway provider kind -> genai-prices provider id (None: let the library match by model name)
-_PROVIDER_IDS: dict[str, str | None] = {
-    "openai": "openai",
-    "mistral": "mistral",
-    "deepseek": "deepseek",
-    "xai": "x-ai",
-    "groq": "groq",
-    "together": "together",
-    "anthropic": "anthropic",
-    "gemini": "google",
-    "mock": None,
-}
-_FREE_KINDS = frozenset({"ollama", "vllm"})  # self-hosted: no per-token price unless configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +115,8 @@ class Pricer:
         for ref in (f"{name}/{upstream_model}", upstream_model, public_model):
             if ref in self._overrides:
                 return self._overrides[ref]
-        if kind in _FREE_KINDS:
+        facts = FACTS[kind]
+        if not facts.priced:
             return None
         from genai_prices import Usage as LibUsage
         from genai_prices import calc_price
@@ -137,7 +125,7 @@ class Pricer:
             found = calc_price(
                 LibUsage(input_tokens=0, output_tokens=0),
                 model_ref=upstream_model,
-                provider_id=_PROVIDER_IDS.get(kind),
+                provider_id=facts.price_id,
             )
         except LookupError:
             log.warning(

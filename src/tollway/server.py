@@ -24,10 +24,8 @@ from .keys.cache import KeyCache
 from .keys.repository import KeyRepository
 from .limits import make_limiter
 from .pricing import Pricer
-from .providers.anthropic import AnthropicUpstream
 from .providers.base import Upstream
-from .providers.gemini import GeminiUpstream
-from .providers.openai import OpenAICompatible
+from .providers.registry import FACTS
 from .routing import Router
 from .runtime import Runtime
 from .store import LogStore, LogWriter
@@ -53,11 +51,8 @@ for _path in ("/chat/completions", "/embeddings", "/models", "/messages", "/mess
 
 
 def make_upstream(provider: ProviderConfig) -> Upstream:
-    if provider.kind == "anthropic":
-        return AnthropicUpstream(provider)
-    if provider.kind == "gemini":
-        return GeminiUpstream(provider)
-    return OpenAICompatible(provider)
+    """The upstream speaking ``provider``'s wire protocol (its class comes from the registry)."""
+    return FACTS[provider.kind].upstream_class()(provider)
 
 
 async def open_runtime(

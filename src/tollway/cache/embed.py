@@ -197,7 +197,7 @@ class GatewayEmbedder:
         )
         call.cache_status = "embedding"
         try:
-            reply = await failover.complete(rt, call, rt.router.candidates(self.model))
+            reply = await failover.complete(rt, call, rt.router.candidates(self.model, Endpoint.EMBEDDINGS))
             account(rt, call, reply.usage)
             call.status = 200
             data = orjson.loads(reply.body)["data"][0]["embedding"]

@@ -21,10 +21,9 @@ from ..asgi import (
 )
 from ..call import Endpoint
 from ..egress import ASGIResponder
-from ..errors import InvalidRequest, TollwayError
+from ..errors import InvalidRequest, TollwayError, UnsupportedCapability
 from ..keys.auth import authenticate
 from ..protocols.anthropic import ANTHROPIC, validate_messages
-from ..providers.anthropic import AnthropicUpstream
 from ..runtime import Runtime
 from ..tokens import estimate_prompt
 from .calls import new_call, serve
@@ -36,9 +35,10 @@ def messages(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> Awaitab
 
 
 async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> None:
-    """Asked of the first Anthropic deployment serving the model; estimated when none does."""
+    """Asked of the first available deployment whose kind declares token counting; estimated when
+    none does."""
     out = ASGIResponder(send, ANTHROPIC)
-    call = new_call(scope, ANTHROPIC, Endpoint.CHAT)
+    call = new_call(scope, ANTHROPIC, Endpoint.COUNT_TOKENS)
     try:
         data = parse_object(await read_body(scope, receive, rt.config.server.max_body_bytes))
         model = data.get("model")
@@ -48,8 +48,12 @@ async def count_tokens(rt: Runtime, scope: Scope, receive: Receive, send: Send) 
         await authenticate(rt, call)  # a key that may not use the model may not count its tokens
         if not isinstance(data.get("messages"), list):
             raise InvalidRequest("messages: Field required", param="messages")
-        for dep in rt.router.candidates(model):
-            if isinstance(dep.upstream, AnthropicUpstream) and dep.available():
+        try:
+            counters = rt.router.candidates(model, Endpoint.COUNT_TOKENS)
+        except UnsupportedCapability:
+            counters = []  # the model exists, but no deployment of it counts tokens: estimated below
+        for dep in counters:
+            if dep.available():
                 body = await dep.upstream.count_tokens(data, dep.upstream_model)
                 await respond(send, 200, body, JSON_HEADERS)
                 return

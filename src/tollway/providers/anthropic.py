@@ -21,9 +21,9 @@ from ..sse import SSEEvent, encode_data
 from ..tokens import estimate_prompt
 from ..translate.anthropic.upstream_request import openai_to_anthropic_request
 from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, anthropic_to_openai_response
-from ..translate.errors import TranslationError, anthropic_event_error, upstream_error
+from ..translate.errors import anthropic_event_error, upstream_error
 from ..usage import merge_anthropic_usage, usage_from_anthropic
-from .base import Reply
+from .base import Reply, unsupported
 from .transport import Transport, parse_event_json, relay_sse
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -79,7 +79,7 @@ class AnthropicUpstream:
         return AnthropicStream(resp, call, self.config.name, model)
 
     async def embed(self, call: Call, model: str) -> Reply:
-        raise TranslationError(f"{self.config.name}: Anthropic offers no embeddings endpoint", param="model")
+        raise unsupported(self.config.name, "embeddings")  # Anthropic has no embeddings endpoint
 
     async def count_tokens(self, body: dict[str, Any], model: str) -> bytes:
         return await self._http.post(f"{self._url}/count_tokens", {**body, "model": model})

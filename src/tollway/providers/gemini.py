@@ -24,7 +24,7 @@ from ..translate.gemini.upstream_request import openai_to_gemini_request
 from ..translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
 from ..usage import usage_from_gemini
 from .anthropic import named_error
-from .base import Reply
+from .base import Reply, unsupported
 from .transport import Transport, parse_event_json, relay_sse
 
 
@@ -60,6 +60,9 @@ class GeminiUpstream:
         body = openai_to_gemini_request(call.protocol.pivot_request(call.body), model)
         resp = await self._http.open_stream(self._url(model, True), body)
         return GeminiStream(resp, call, self.config.name, model)
+
+    async def count_tokens(self, body: dict[str, Any], model: str) -> bytes:
+        raise unsupported(self.config.name, "token counting")  # countTokens is not wired up yet
 
     async def embed(self, call: Call, model: str) -> Reply:
         """``batchEmbedContents``, one request per input string; the usage is estimated (Gemini reports

@@ -28,7 +28,7 @@ from ..protocols.openai import OPENAI
 from ..sse import DONE, SSEEvent, encode_data
 from ..tokens import estimate_prompt
 from ..usage import WireUsage, usage_from_openai
-from .base import Reply
+from .base import Reply, unsupported
 from .transport import Transport, parse_event_json, relay_sse
 
 
@@ -81,6 +81,9 @@ class OpenAICompatible:
     async def embed(self, call: Call, model: str) -> Reply:
         raw = await self._http.post(self._embed_url, _passed_body(call, model))
         return Reply(raw, self._usage_of(raw))
+
+    async def count_tokens(self, body: dict[str, Any], model: str) -> bytes:
+        raise unsupported(self.config.name, "token counting")  # no OpenAI-compatible endpoint
 
     async def stream(self, call: Call, model: str) -> OpenAIStream:
         protocol = call.protocol
