@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tollway.cache.completion import Assembler
 from tollway.call import Call, Endpoint
 from tollway.protocols.anthropic import ANTHROPIC
 from tollway.protocols.base import ClientProtocol
 from tollway.protocols.openai import OPENAI
 from tollway.protocols.registry import PROTOCOLS, protocol
 from tollway.sse import SSEDecoder
+from tollway.translate.completion import Assembler
 
 COMPLETION: dict[str, Any] = {
     "id": "chatcmpl-abc123",

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING
 
 from . import failover
 from .accounting import account
-from .cache.completion import cacheable
 from .cache.entry import Entry
 from .cache.lookup import Lookup, set_status
+from .cache.policy import cacheable
 from .cache.recording import Recording
 from .cache.replay import send_answer
 from .call import Call, Endpoint

@@ -1,7 +1,7 @@
 """One cached answer: the whole body as a non-streaming client of the call's protocol receives it
 (an OpenAI ``chat.completion`` or ``/v1/embeddings`` list, an Anthropic message), whichever way it
 reached its first client. A streamed answer is reassembled before it is stored (through the pivot:
-``completion.Assembler`` and the protocol's ``CacheCodec``); a streaming client of a hit gets the
+``translate.completion.Assembler`` and the protocol's ``CacheCodec``); a streaming client of a hit gets the
 body read back into the pivot and replayed as its protocol's stream (``CacheCodec.stream``). The
 client protocol is part of the cache key, so an entry is only ever served to its own protocol.
 

@@ -8,6 +8,8 @@ flight — decided from the configuration, the model, the key and the client's `
   cached answer is then one sample that every identical call gets).
 - ``Cache-Control: no-cache``: do not answer from the cache nor join a call in flight, but store
   the fresh answer. ``no-store``: none of it, and nothing of this call is kept or shared.
+- Once answered, only a whole answer fills the cache (``cacheable``): finished with ``stop`` or
+  ``length``, no tool call awaiting its result.
 - Every client protocol takes part: each has a codec that stores and replays its answers
   (``protocols.base.CacheCodec``).
 """
@@ -16,9 +18,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from ..call import Call, Endpoint
 from ..config import CacheConfig
+
+# A cached answer must be the whole answer: no tool call waiting for its result, nothing cut short
+# by the provider's filter, nothing unfinished.
+CACHEABLE_FINISH = frozenset({"stop", "length"})
+
+
+def cacheable(completion: dict[str, Any]) -> bool:
+    """May this answer (a pivot completion) fill the cache? Only a finished one with no tool call
+    awaiting its result."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict) or choice.get("finish_reason") not in CACHEABLE_FINISH:
+            return False
+        message = choice.get("message")
+        if not isinstance(message, dict) or message.get("tool_calls") or message.get("function_call"):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from ..errors import StreamInterrupted, TollwayError
 from ..protocols.base import CacheCodec
 from ..providers.base import Reply
 from ..sse import SSEDecoder, encode_data
-from .completion import Assembler
+from ..translate.completion import Assembler
 
 
 def encode_named_raw(name: str, data: bytes) -> bytes:

@@ -11,13 +11,13 @@ from typing import Any
 
 import orjson
 
-from ..cache.completion import synthesize_chunks
 from ..errors import InvalidRequest, TollwayError
 from ..sse import SSEEvent, encode_named
 from ..translate.anthropic.client_request import anthropic_to_openai_request
 from ..translate.anthropic.client_response import openai_to_anthropic_response
 from ..translate.anthropic.client_stream import OpenAIToAnthropicStream
 from ..translate.anthropic.upstream_response import AnthropicToOpenAIStream, anthropic_to_openai_response
+from ..translate.completion import synthesize_chunks
 from .base import CacheCodec, ClientProtocol, Encoder
 
 

@@ -46,7 +46,7 @@ class CacheCodec(ABC):
     because the usual path passes the upstream's bytes through untouched (same protocol on both
     sides) and the recording must not cost that path a translation. To store or replay the answer in
     another shape the recording reads those bytes back into the pivot: ``read`` turns one recorded
-    SSE event into pivot chunks (for ``cache.completion.Assembler``), ``neutral`` a whole body into a
+    SSE event into pivot chunks (for ``translate.completion.Assembler``), ``neutral`` a whole body into a
     pivot completion. ``body`` and ``stream`` encode a pivot completion for the client again.
 
     So a translated answer makes a round trip: an Anthropic client served by Gemini is recorded as

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from ..cache.completion import synthesize_chunks, usage_chunk
 from ..errors import InvalidRequest, TollwayError
 from ..sse import DONE, SSEEvent, encode_json
+from ..translate.completion import synthesize_chunks, usage_chunk
 from .base import CacheCodec, ClientProtocol, Encoder
 
 # -- validation: only what tollway relies on ------------------------------------------------------

@@ -4,7 +4,9 @@ one ``chat.completion`` (``Assembler``), and a ``chat.completion`` replayed as a
 tool calls by index, the finish reason, the usage chunk when asked for, ``[DONE]``).
 
 What the assembler does not understand (a delta field it does not know, a legacy ``function_call``)
-makes the answer unassemblable: such an answer is passed on but never cached.
+makes the answer unassemblable: such an answer is passed on but never cached. The cache and the
+client protocols' cache codecs (``protocols/``) use both shapes; they are the pivot's, so they live
+with the translators and depend on no cache module.
 """
 
 from __future__ import annotations
@@ -17,10 +19,6 @@ import orjson
 from ..call import Usage
 from ..sse import encode_json
 from ..usage import usage_to_openai
-
-# A cached answer must be the whole answer: no tool call waiting for its result, nothing cut short
-# by the provider's filter, nothing unfinished.
-CACHEABLE_FINISH = frozenset({"stop", "length"})
 
 _TOP_FIELDS = ("system_fingerprint", "service_tier")
 
@@ -165,20 +163,6 @@ class Assembler:
         elif usage is not None:
             out["usage"] = usage_to_openai(usage)
         return out
-
-
-def cacheable(completion: dict[str, Any]) -> bool:
-    """A finished answer with no tool call awaiting its result."""
-    choices = completion.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return False
-    for choice in choices:
-        if not isinstance(choice, dict) or choice.get("finish_reason") not in CACHEABLE_FINISH:
-            return False
-        message = choice.get("message")
-        if not isinstance(message, dict) or message.get("tool_calls") or message.get("function_call"):
-            return False
-    return True
 
 
 def usage_chunk(completion: dict[str, Any], usage: dict[str, Any]) -> bytes:
