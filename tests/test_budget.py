@@ -10,7 +10,8 @@ import pytest
 
 from tollway.call import Call, Endpoint
 from tollway.config import parse_config
-from tollway.keys.spec import KeySpec, SpecError, parse_expires, parse_limits
+from tollway.errors import SpecError
+from tollway.keys.spec import KeySpec, parse_expires, parse_limits
 from tollway.limits.budget import reservation
 from tollway.limits.period import current, start_of
 from tollway.limits.ratelimit import duration, estimate_tokens
@@ -124,7 +125,7 @@ def test_budget_config_is_validated() -> None:
         {"budgets": {"timezone": "Europe/Paris", "gateway": [{"amount": 100, "action": "warn"}]}}
     )
     assert cfg.budgets.gateway[0].period == "month"
-    from tollway.config import ConfigError
+    from tollway.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"budgets\.timezone: unknown time zone"):
         parse_config({"budgets": {"timezone": "Mars/Olympus"}})

@@ -13,7 +13,8 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from tollway.config import Config, ConfigError, expand_env, load_config, parse_config, zero_config
+from tollway.config import Config, expand_env, load_config, parse_config, zero_config
+from tollway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,9 @@ import pytest
 from conftest import REDIS_URL, GatewayFactory, two_provider_config
 from redis.asyncio import Redis
 
-from tollway.cache.embed import EmbedderUnavailable, LocalEmbedder
+from tollway.cache.embed import LocalEmbedder
 from tollway.cache.guard import agree
+from tollway.errors import EmbedderUnavailable
 from tollway.mock import RunningMock
 from tollway.server import RunningServer
 

@@ -22,7 +22,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tollway.call import Usage
-from tollway.errors import StreamInterrupted, UpstreamError, UpstreamUnavailable
+from tollway.errors import StreamInterrupted, TranslationError, UpstreamError, UpstreamUnavailable
 from tollway.sse import DONE, SSEDecoder, encode_json
 from tollway.translate.anthropic.upstream_request import openai_to_anthropic_request
 from tollway.translate.anthropic.upstream_response import (
@@ -31,7 +31,6 @@ from tollway.translate.anthropic.upstream_response import (
     anthropic_to_openai_response,
 )
 from tollway.translate.errors import (
-    TranslationError,
     anthropic_event_error,
     openai_stream_error,
     upstream_error,

@@ -23,9 +23,9 @@ from google.genai import types as gtypes
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tollway.call import Usage
-from tollway.errors import StreamInterrupted, UpstreamError
+from tollway.errors import StreamInterrupted, TranslationError, UpstreamError
 from tollway.sse import DONE, SSEDecoder, encode_json
-from tollway.translate.errors import TranslationError, gemini_chunk_error, upstream_error
+from tollway.translate.errors import gemini_chunk_error, upstream_error
 from tollway.translate.gemini.embeddings import gemini_to_openai_embeddings, openai_to_gemini_embed_request
 from tollway.translate.gemini.schema import gemini_schema
 from tollway.translate.gemini.upstream_request import PLACEHOLDER_SIGNATURE, openai_to_gemini_request

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .errors import BodyTooLarge, InvalidJSON, InvalidRequest
+from .errors import BodyTooLarge, ClientDisconnected, InvalidJSON, InvalidRequest
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,10 +21,6 @@ SSE_HEADERS: Headers = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its request body arrived."""
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

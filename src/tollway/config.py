@@ -14,11 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import ConfigError
 from .providers.registry import FACTS, ProviderKind
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``str()`` lists every problem with the key that has it."""
 
 
 class _Strict(BaseModel):

@@ -1,31 +1,47 @@
-"""The one error tree of tollway.
+"""The one error tree of tollway: every exception the gateway raises is defined here.
 
-Every error a client can see is a ``TollwayError``. Each class knows its HTTP status, whether the
-failover loop may try the next deployment after it (``retryable``), and how it renders in each
-client protocol (OpenAI's and Anthropic's envelopes).
+Each class knows its HTTP status, whether the failover loop may try the next deployment after it
+(``retryable``), the short name the log records (``error_type``), and how it renders in each client
+protocol (OpenAI's and Anthropic's envelopes). Code never sets a status by hand: a new situation is
+a new class. (The fake providers in ``mock/`` are separate servers with errors of their own.)
 
     TollwayError
     ├── ClientError                      the request is wrong; never retried
     │   ├── InvalidJSON                  400 body is not JSON
     │   ├── InvalidRequest               400 wrong type / missing field / bad value (``param`` names it)
+    │   │   ├── TranslationError         400 the upstream's protocol cannot express the request; the
+    │   │   │                            failover loop may still try a deployment of another protocol
+    │   │   └── SpecError                400 a key's or tenant's settings are invalid (admin API, CLI)
     │   ├── BodyTooLarge                 413
     │   ├── AuthenticationFailed         401
     │   ├── PermissionDenied             403
     │   ├── NotFound                     404 unknown route
-    │   ├── ModelNotFound                404 unknown model
+    │   │   ├── ModelNotFound            404 unknown model
+    │   │   └── RecordNotFound           404 no key or tenant by that id or name
     │   ├── UnsupportedCapability        400 no deployment of the model declares what the call needs
     │   ├── MethodNotAllowed             405
+    │   ├── NameTaken                    409 a key's name is already in use
     │   ├── RateLimited                  429 a key's or tenant's requests/tokens/concurrency limit
     │   └── BudgetExceeded               429 a key's, tenant's or the gateway's budget (``budget_exceeded``)
+    ├── ClientDisconnected               499 the client went away before its request body arrived
+    │                                    (nothing is sent; the request is forgotten)
+    ├── ConfigError                      500 the configuration is invalid (raised before serving)
+    ├── GatewayNotReady                  503 the gateway is starting or stopping
     ├── LimitsUnavailable                503 the shared limits backend (Redis) is unreachable and the
     │                                    policy is ``fail_closed``
     ├── KeyStoreUnavailable              503 an unknown key could not be looked up (database down)
+    ├── StoreError                       503 the database under the log, keys and tenants failed; its
+    │   │                                message stays in the log
+    │   └── StoreConflict                409 a write broke a unique constraint
+    ├── CacheUnavailable                 503 the shared cache store failed: treated as a miss, never a
+    │                                    failed call
+    ├── EmbedderUnavailable              503 the semantic cache's embedding model or runtime is missing
     ├── UpstreamError                    an upstream answered with an error status
     │   (status and body kept as evidence; retryable for 401/403/404 — a deployment
     │   misconfiguration — and 408/409/429/5xx; other 4xx go back to the client as they are)
     ├── UpstreamUnavailable              connection refused / reset / DNS: retryable, 502
     ├── UpstreamTimeout                  retryable, 504
-    ├── StreamInterrupted                an upstream stream broke after bytes reached the client
+    ├── StreamInterrupted                502 an upstream stream broke after bytes reached the client
     ├── NoHealthyUpstream                503: every candidate's circuit is open
     └── UpstreamsExhausted               every candidate failed; status from the last failure
 
@@ -87,6 +103,18 @@ class InvalidRequest(ClientError):
     code = "invalid_request"
 
 
+class TranslationError(InvalidRequest):
+    """The request uses something the upstream's protocol cannot express (``n`` > 1 for Anthropic,
+    an OpenAI ``file_id``, audio for Anthropic). It is wrong only for this upstream: the failover
+    loop may still try a candidate that speaks another protocol."""
+
+    code = "untranslatable_request"
+
+
+class SpecError(InvalidRequest):
+    """A key's or tenant's settings are invalid; the message names the field."""
+
+
 class BodyTooLarge(ClientError):
     status = 413
     code = "request_too_large"
@@ -117,6 +145,10 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class RecordNotFound(NotFound):
+    """No key or tenant by that id or name (the key repository raises it)."""
+
+
 class UnsupportedCapability(ClientError):
     """The model exists, but none of its deployments can serve this kind of call (embeddings from a
     model only Anthropic serves): what each provider kind can do is declared in
@@ -128,6 +160,13 @@ class UnsupportedCapability(ClientError):
 class MethodNotAllowed(ClientError):
     status = 405
     code = "method_not_allowed"
+
+
+class NameTaken(ClientError):
+    """A key's name is already in use (the key repository raises it for the database's conflict)."""
+
+    status = 409
+    code = "conflict"
 
 
 class RateLimited(ClientError):
@@ -146,6 +185,30 @@ class BudgetExceeded(ClientError):
     type = "insufficient_quota"
     code = "budget_exceeded"
     anthropic_type = "rate_limit_error"
+
+
+class ClientDisconnected(TollwayError):
+    """The client went away before its request body arrived. Nothing is sent to it (there is no one
+    to send to); 499 is the status proxies log for a request the client closed."""
+
+    status = 499
+    code = "client_disconnected"
+
+    def __init__(self, message: str = "the client went away before its request body arrived") -> None:
+        super().__init__(message)
+
+
+class ConfigError(TollwayError):
+    """The configuration is invalid; ``str()`` lists every problem with the key that has it."""
+
+    code = "invalid_config"
+
+
+class GatewayNotReady(TollwayError):
+    """A request arrived while the gateway is starting or stopping (its runtime is not open)."""
+
+    status = 503
+    code = "not_ready"
 
 
 class LimitsUnavailable(TollwayError):
@@ -179,6 +242,21 @@ class StoreConflict(StoreError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+
+
+class CacheUnavailable(TollwayError):
+    """The shared answer store could not be reached or answered with an error: a miss, never a
+    failed call (the cache catches it)."""
+
+    status = 503
+    code = "cache_unavailable"
+
+
+class EmbedderUnavailable(TollwayError):
+    """The semantic cache's embedding model or its runtime is not installed (raised at start)."""
+
+    status = 503
+    code = "embedder_unavailable"
 
 
 # 401/403/404 from an upstream mean the *deployment* is misconfigured (tollway's provider key, the

@@ -16,11 +16,16 @@ from typing import TypeVar
 from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
-from .errors import NoHealthyUpstream, StreamInterrupted, TollwayError, UpstreamsExhausted
+from .errors import (
+    NoHealthyUpstream,
+    StreamInterrupted,
+    TollwayError,
+    TranslationError,
+    UpstreamsExhausted,
+)
 from .providers.base import Reply, ReplyStream
 from .routing.health import Deployment, order
 from .runtime import Runtime
-from .translate.errors import TranslationError
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from .asgi import Receive, Scope, Send, respond
 from .cache import make_cache
 from .config import Config, ProviderConfig, storage_url
 from .dedup import Flights
-from .errors import MethodNotAllowed, NotFound, TollwayError
+from .errors import GatewayNotReady, MethodNotAllowed, NotFound, TollwayError
 from .ingress import admin, admin_api, anthropic, models, openai, stats
 from .keys.cache import KeyCache
 from .keys.repository import KeyRepository
@@ -171,8 +171,7 @@ class Gateway:
         if methods is None:
             err = NotFound(f"Unknown path {scope['method']} {scope['path']}.")
         elif self.runtime is None:
-            err = TollwayError("The gateway is starting or stopping.")
-            err.status = 503
+            err = GatewayNotReady("The gateway is starting or stopping.")
         else:
             err = MethodNotAllowed(
                 f"{scope['method']} is not allowed on {scope['path']}; use {', '.join(methods)}."

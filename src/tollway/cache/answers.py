@@ -10,7 +10,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..config import CacheConfig, Config
-from .backend import AnswerStore, CacheUnavailable
+from ..errors import CacheUnavailable
+from .backend import AnswerStore
 from .entry import Entry
 from .memory import MemoryStore
 from .policy import Policy

@@ -7,10 +7,6 @@ from typing import Any, Protocol
 from .entry import Entry
 
 
-class CacheUnavailable(Exception):
-    """The shared store could not be reached or answered with an error: a miss, never a failed call."""
-
-
 class AnswerStore(Protocol):
     kind: str
 

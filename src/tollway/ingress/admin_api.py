@@ -34,6 +34,7 @@ from ..asgi import JSON_HEADERS, Receive, Scope, Send, parse_object, read_body, 
 from ..config import Config
 from ..errors import (
     AuthenticationFailed,
+    ClientDisconnected,
     InvalidRequest,
     KeyStoreUnavailable,
     MethodNotAllowed,
@@ -42,12 +43,10 @@ from ..errors import (
     TollwayError,
 )
 from ..keys.key import KeyStatus, VirtualKey
-from ..keys.repository import Conflict, KeyRepository
-from ..keys.repository import NotFound as NoSuchRecord
+from ..keys.repository import KeyRepository
 from ..keys.spec import (
     TENANT_FIELDS,
     KeySpec,
-    SpecError,
     check_fields,
     check_name,
     parse_cache,
@@ -92,6 +91,8 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
             body = await read_body(scope, receive, rt.config.server.max_body_bytes)
         params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         status, payload = await handler(rt, args, params, body)
+    except ClientDisconnected:  # before TollwayError: there is no one to answer
+        return
     except StoreError as exc:  # before TollwayError: the database's own message stays in the log
         log.error("admin API: the database failed: %r", exc)
         unavailable = KeyStoreUnavailable("The key store is unreachable; retry shortly.")
@@ -99,10 +100,6 @@ async def dispatch(rt: Runtime, scope: Scope, receive: Receive, send: Send) -> N
         return
     except TollwayError as exc:
         await respond(send, exc.status, orjson.dumps(exc.openai_envelope()), JSON_HEADERS)
-        return
-    except SpecError as exc:
-        err = InvalidRequest(str(exc))
-        await respond(send, err.status, orjson.dumps(err.openai_envelope()), JSON_HEADERS)
         return
     await respond_json(send, status, payload, [(b"cache-control", b"no-store")])
 
@@ -130,16 +127,6 @@ def _repo(rt: Runtime) -> KeyRepository:
     return rt.keys.repo
 
 
-def _missing(exc: NoSuchRecord) -> NotFound:
-    return NotFound(str(exc).strip("'\""))
-
-
-def _conflict(exc: Conflict) -> InvalidRequest:
-    err = InvalidRequest(str(exc), code="conflict")
-    err.status = 409
-    return err
-
-
 def _remember(rt: Runtime, key: VirtualKey) -> None:
     rt.keys.apply(key)
 
@@ -156,19 +143,13 @@ async def list_keys(rt: Runtime, args: list[str], params: Params, body: bytes) -
 
 async def create_key(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
     spec = KeySpec.parse(_object(body))
-    try:
-        key, secret = await _repo(rt).create(spec)
-    except Conflict as exc:
-        raise _conflict(exc) from None
+    key, secret = await _repo(rt).create(spec)
     _remember(rt, key)
     return 201, {"key": secret, **key.to_json()}
 
 
 async def show_key(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-    try:
-        key = await _repo(rt).get(args[0], deleted=True)
-    except NoSuchRecord as exc:
-        raise _missing(exc) from None
+    key = await _repo(rt).get(args[0], deleted=True)
     out = key.to_json()
     rule = key.limits.budget
     if rule is not None:
@@ -182,32 +163,26 @@ async def update_key(rt: Runtime, args: list[str], params: Params, body: bytes) 
     data = _object(body)
     check_fields(data, frozenset({"tenant", "models", "expires", "cache", *TENANT_FIELDS}))
     repo = _repo(rt)
-    try:
-        key = await repo.get(args[0])
-        changes: dict[str, Any] = {}
-        if "tenant" in data:
-            changes["tenant"] = check_name(data["tenant"], "tenant") if data["tenant"] else ""
-        if "models" in data:
-            changes["models"] = parse_models(data["models"])
-        if "expires" in data:
-            changes["expires_at"] = parse_expires(data["expires"])
-        if "cache" in data:
-            changes["cache"] = parse_cache(data["cache"])
-        if TENANT_FIELDS & set(data):
-            changes["limits"] = parse_limits(data, key.limits)
-        key = await repo.update(key.id, changes)
-    except NoSuchRecord as exc:
-        raise _missing(exc) from None
+    key = await repo.get(args[0])
+    changes: dict[str, Any] = {}
+    if "tenant" in data:
+        changes["tenant"] = check_name(data["tenant"], "tenant") if data["tenant"] else ""
+    if "models" in data:
+        changes["models"] = parse_models(data["models"])
+    if "expires" in data:
+        changes["expires_at"] = parse_expires(data["expires"])
+    if "cache" in data:
+        changes["cache"] = parse_cache(data["cache"])
+    if TENANT_FIELDS & set(data):
+        changes["limits"] = parse_limits(data, key.limits)
+    key = await repo.update(key.id, changes)
     _remember(rt, key)
     return 200, key.to_json()
 
 
 def _status_change(status: KeyStatus) -> AdminHandler:
     async def change(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-        try:
-            key = await _repo(rt).set_status(args[0], status)
-        except NoSuchRecord as exc:
-            raise _missing(exc) from None
+        key = await _repo(rt).set_status(args[0], status)
         _remember(rt, key)
         return 200, key.to_json()
 
@@ -215,10 +190,7 @@ def _status_change(status: KeyStatus) -> AdminHandler:
 
 
 async def rotate_key(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-    try:
-        key, secret = await _repo(rt).rotate(args[0])
-    except NoSuchRecord as exc:
-        raise _missing(exc) from None
+    key, secret = await _repo(rt).rotate(args[0])
     _remember(rt, key)
     return 200, {"key": secret, **key.to_json()}
 
@@ -234,10 +206,7 @@ async def list_tenants(rt: Runtime, args: list[str], params: Params, body: bytes
 
 
 async def show_tenant(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-    try:
-        return 200, (await _repo(rt).tenant(args[0])).to_json()
-    except NoSuchRecord as exc:
-        raise _missing(exc) from None
+    return 200, (await _repo(rt).tenant(args[0])).to_json()
 
 
 async def put_tenant(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
@@ -249,10 +218,7 @@ async def put_tenant(rt: Runtime, args: list[str], params: Params, body: bytes) 
 
 
 async def delete_tenant(rt: Runtime, args: list[str], params: Params, body: bytes) -> tuple[int, Any]:
-    try:
-        await _repo(rt).delete_tenant(args[0])
-    except NoSuchRecord as exc:
-        raise _missing(exc) from None
+    await _repo(rt).delete_tenant(args[0])
     rt.keys.apply_tenant(None, args[0])
     return 200, {"name": args[0], "deleted": True}
 

@@ -11,7 +11,6 @@ import orjson
 
 from ..asgi import (
     JSON_HEADERS,
-    ClientDisconnected,
     Receive,
     Scope,
     Send,
@@ -21,7 +20,7 @@ from ..asgi import (
 )
 from ..call import Endpoint
 from ..egress import ASGIResponder
-from ..errors import InvalidRequest, TollwayError, UnsupportedCapability
+from ..errors import ClientDisconnected, InvalidRequest, TollwayError, UnsupportedCapability
 from ..keys.auth import authenticate
 from ..protocols.anthropic import ANTHROPIC, validate_messages
 from ..runtime import Runtime

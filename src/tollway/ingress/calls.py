@@ -13,10 +13,10 @@ from typing import Any
 
 from .. import pipeline
 from ..accounting import record
-from ..asgi import ClientDisconnected, Receive, Scope, Send, parse_object, read_sized_body
+from ..asgi import Receive, Scope, Send, parse_object, read_sized_body
 from ..call import Call, Endpoint
 from ..egress import ASGIResponder
-from ..errors import TollwayError
+from ..errors import ClientDisconnected, TollwayError
 from ..protocols.base import ClientProtocol
 from ..runtime import Runtime
 

@@ -13,21 +13,13 @@ from typing import Any
 
 import orjson
 
-from ..errors import StoreConflict
+from ..errors import NameTaken, RecordNotFound, StoreConflict
 from ..limits.rules import Action, BudgetRule, Limits, Period
 from ..store.sql import Database, Session, insert_sql
 from ..store.tables import API_KEYS, API_KEYS_COLUMNS, TENANTS, TENANTS_COLUMNS
 from . import secret
 from .key import KeyStatus, Tenant, VirtualKey
 from .spec import KeySpec
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
 
 
 def _limits(row: Mapping[str, Any]) -> Limits:
@@ -115,7 +107,7 @@ class KeyRepository:
         try:
             await _insert(self._db, API_KEYS, values)
         except StoreConflict:
-            raise Conflict(f"a key named {spec.name!r} already exists") from None
+            raise NameTaken(f"a key named {spec.name!r} already exists") from None
         return key_from_row(values), plaintext
 
     async def get(self, ref: str, *, deleted: bool = False) -> VirtualKey:
@@ -125,7 +117,7 @@ class KeyRepository:
             f"{_KEYS} WHERE (id = ? OR name = ?){live} ORDER BY created_at DESC", ref, ref
         )
         if not rows:
-            raise NotFound(f"no key with id or name {ref!r}")
+            raise RecordNotFound(f"no key with id or name {ref!r}")
         exact = [r for r in rows if r["id"] == ref]
         return key_from_row(exact[0] if exact else rows[0])
 
@@ -204,7 +196,7 @@ class KeyRepository:
     async def tenant(self, name: str) -> Tenant:
         row = await self._db.fetch_one(f"{_TENANTS} WHERE name = ?", name)
         if row is None:
-            raise NotFound(f"no tenant named {name!r}")
+            raise RecordNotFound(f"no tenant named {name!r}")
         return tenant_from_row(row)
 
     async def tenants(self) -> list[Tenant]:
@@ -213,7 +205,7 @@ class KeyRepository:
     async def delete_tenant(self, name: str) -> None:
         """Remove a tenant's limits. Its keys keep the tenant label (and are grouped by it in reports)."""
         if await self._db.execute(f"DELETE FROM {TENANTS} WHERE name = ?", name) == 0:
-            raise NotFound(f"no tenant named {name!r}")
+            raise RecordNotFound(f"no tenant named {name!r}")
 
     async def tenant_key_counts(self) -> dict[str, int]:
         rows = await self._db.fetch(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import SpecError
 from ..limits.rules import Action, BudgetRule, Limits, Period
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
@@ -31,10 +32,6 @@ KEY_FIELDS = frozenset(
     }
 )
 TENANT_FIELDS = frozenset({"rpm", "tpm", "concurrency", "budget", "budget_period", "budget_action"})
-
-
-class SpecError(ValueError):
-    """Bad input; the message names the field."""
 
 
 def check_name(value: Any, what: str = "name") -> str:

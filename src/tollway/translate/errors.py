@@ -22,17 +22,9 @@ from typing import Any, Literal
 
 import orjson
 
-from tollway.errors import InvalidRequest, StreamInterrupted, TollwayError, UpstreamError
+from tollway.errors import StreamInterrupted, TollwayError, UpstreamError
 
 Provider = Literal["openai", "anthropic", "gemini"]
-
-
-class TranslationError(InvalidRequest):
-    """The request uses something the upstream's protocol cannot express (``n`` > 1 for Anthropic,
-    an OpenAI ``file_id``, audio for Anthropic). It is wrong only for this upstream: the failover
-    loop may still try a candidate that speaks another protocol."""
-
-    code = "untranslatable_request"
 
 
 def stream_ended_early(provider: Provider) -> StreamInterrupted:

@@ -21,10 +21,9 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from tollway.errors import InvalidRequest
+from tollway.errors import InvalidRequest, TranslationError
 from tollway.translate import pivot
 from tollway.translate.anthropic.upstream_response import JSON_TOOL, anthropic_tool_id
-from tollway.translate.errors import TranslationError
 
 JSON_OBJECT_INSTRUCTION = (
     "Reply with a single valid JSON object and nothing else: no prose, no Markdown code fences."

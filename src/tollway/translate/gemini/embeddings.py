@@ -17,8 +17,7 @@ from typing import Any
 
 import orjson
 
-from tollway.errors import UpstreamError
-from tollway.translate.errors import TranslationError
+from tollway.errors import TranslationError, UpstreamError
 
 
 def embedding_texts(body: dict[str, Any]) -> list[str]:

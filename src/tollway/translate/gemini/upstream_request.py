@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from tollway.errors import InvalidRequest
+from tollway.errors import InvalidRequest, TranslationError
 from tollway.translate import pivot
-from tollway.translate.errors import TranslationError
 from tollway.translate.gemini.schema import gemini_schema
 
 PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
