@@ -167,7 +167,7 @@ async def test_upgrade_from_version_3_keeps_keys_cached(empty_db: str) -> None:
 
     new = await LogStore.open(empty_db)
     try:
-        assert await schema_version(new.db) == len(MIGRATIONS) == 4
+        assert await schema_version(new.db) == len(MIGRATIONS) == 5
         if new.dialect == "sqlite":
             columns = [r["name"] for r in await new.db.fetch("PRAGMA table_info(api_keys)")]
         else:

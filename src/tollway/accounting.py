@@ -1,29 +1,47 @@
-"""Stage 7: usage → cost. Stage 8: one log row, enqueued for the batch writer (never awaited)."""
+"""Stages 7 and 8, the one exit of every call: ``finish`` prices it (usage → cost), settles its
+outcome (status and error type) and hands one ``CallFinished`` event to the sinks (the request log
+first). Every path ends here exactly once — whole answers, streams, calls that joined another in
+flight, cache hits, refusals and failures, and the calls the gateway makes on its own behalf
+(``internal``) — so what the log, metrics and traces see is decided in one place.
+
+The stages before only record facts on the ``Call``: the usage an upstream reported
+(``call.usage``), what a shared or cached answer cost (``call.cost``), and the error that ended the
+call (``call.failure``; none means it was answered)."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .call import Call, Endpoint, Usage
-from .runtime import Runtime
-from .store.row import LogRow
+from .observe.events import CallFinished
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
 
 
-def account(rt: Runtime, call: Call, usage: Usage | None) -> None:
-    call.usage = usage
+def price(rt: Runtime, call: Call) -> None:
+    """Stage 7: what ``call.usage`` costs on the deployment that answered (None: no known price)."""
+    usage = call.usage
     if usage is None or not call.provider:
         return
     provider = rt.router.provider(call.provider)
     call.cost = rt.pricer.cost(provider.kind, provider.name, call.upstream_model, call.model, usage)
 
 
-def record(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
-    writer = rt.writer
-    if writer is None:
-        return
+def finish(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
+    """Stages 7 and 8: price the call unless a stage already did (a shared or cached answer carries
+    its cost), settle its outcome, emit its ``CallFinished``. Never awaits: the sinks queue."""
+    if call.cost is None and call.usage is not None:
+        price(rt, call)
     u = call.usage or _NO_USAGE
+    failure = call.failure
+    if failure is None:
+        status, error_type = 200, ""
+    else:
+        status, error_type = failure.status, failure.error_type
     # milliseconds to the microsecond: round(x * 1000) / 1000 is round(x, 3) without its decimal
     # conversion (the two differ at most by one microsecond in a last-digit tie)
     latency = round((time.perf_counter() - call.started) * 1e6) / 1000
@@ -35,17 +53,17 @@ def record(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
         request_text = orjson.dumps(call.body).decode()
         if response_body:
             response_text = response_body.decode("utf-8", "replace")
-    # positional: 25 keywords cost three times as much (_ROW_FIELDS pins the order)
-    writer.enqueue(
-        LogRow(
+    # positional: 26 keywords cost three times as much (_FIELDS pins the order)
+    rt.sinks.emit(
+        CallFinished(
             call.received_at,
             call.request_id,
             call.key_id,
             call.model,
             call.provider,
             call.upstream_model,
-            call.status,
-            call.error_type,
+            status,
+            error_type,
             call.attempts,
             latency,
             ttft,
@@ -63,12 +81,13 @@ def record(rt: Runtime, call: Call, response_body: bytes | None = None) -> None:
             request_text,
             response_text,
             call.saved_cost,
+            call.parent_request_id,
         )
     )
 
 
 _NO_USAGE = Usage()
-_ROW_FIELDS = (
+_FIELDS = (
     "ts",
     "request_id",
     "key_id",
@@ -94,9 +113,13 @@ _ROW_FIELDS = (
     "request_body",
     "response_body",
     "saved_cost",
+    "parent_request_id",
 )
-if LogRow._fields != _ROW_FIELDS:
+if CallFinished._fields != _FIELDS:
     raise ImportError(
-        "store.LogRow's fields changed order: update accounting.record, which passes them by position"
+        "CallFinished's fields changed order: update accounting.finish, which passes them by position"
     )
+# the endpoint as a plain str: events and rows carry no enum members (a str subclass, which the
+# database drivers and JSON encoders would each have to special-case); a dict lookup is cheaper
+# than reading the member's .value
 _ENDPOINTS = {e: e.value for e in Endpoint}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .protocols.base import ClientProtocol
+
+if TYPE_CHECKING:
+    from .errors import TollwayError
 
 
 class Endpoint(StrEnum):
@@ -59,14 +62,16 @@ class Call:
     provider: str = ""
     upstream_model: str = ""
     attempts: int = 0
-    status: int = 0
-    error_type: str = ""
+    # the error that ended the call (None: answered); accounting.finish turns it into the logged
+    # status and error type
+    failure: TollwayError | None = None
     ttft_ms: float | None = None
     usage: Usage | None = None
     cost: float | None = None
     cache_status: str = ""
     cache_enabled: bool = True  # stage 1 turns it off for a key whose caching is off
     saved_cost: float | None = None  # a cache hit or shared call: what it would have cost
+    parent_request_id: str | None = None  # a call the gateway makes for another (internal.py)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0

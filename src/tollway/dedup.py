@@ -1,6 +1,6 @@
 """Stage 4: join. Identical calls in flight at once (same cache key) make one upstream call.
 
-The first such call opens a ``Flight``, which runs stages 5–7 (route, call with failover, account)
+The first such call opens a ``Flight``, which runs stages 5–7 (route, call with failover, price)
 into a ``cache.recording.Recording`` — in a task of its own when that first call streams, in the first
 caller's own task when it does not (a body's client is never cancelled by a disconnect, so there is
 nothing to protect the others from, and no task to pay for). Every client — the first one included —
@@ -37,7 +37,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import failover
-from .accounting import account
+from .accounting import price
 from .cache.entry import Entry
 from .cache.lookup import Lookup, set_status
 from .cache.policy import cacheable
@@ -121,15 +121,12 @@ class Flight:
                 await failover.stream(rt, call, self.candidates, rec)
             else:
                 reply = await failover.complete(rt, call, self.candidates)
-                account(rt, call, reply.usage)
-                call.status = 200
+                call.usage = reply.usage
                 await rec.reply(call, reply)
         except TollwayError as exc:
-            call.status, call.error_type = exc.status, exc.error_type
             rec.fail(exc)
         except asyncio.CancelledError:
-            if call.status != 200:
-                call.status, call.error_type = 499, "client_disconnected"
+            price(rt, call)  # what arrived before everyone left: the last reader to leave pays it
             self._finished = True
             rec.cancel()
             self._unregister()
@@ -137,6 +134,9 @@ class Flight:
         except Exception as exc:  # a bug must not leave readers waiting forever
             log.exception("shared call failed")
             rec.fail(TollwayError(f"Internal error: {type(exc).__name__}"))
+        # priced once, here: the payer's row carries the cost, every other reader's its saving (the
+        # flight's own call is never finished: its readers are)
+        price(rt, call)
         self._finished = True
         self.payer = self.readers[0] if self.readers else None
         if rec.usage is None:
@@ -215,7 +215,6 @@ class Flight:
             raise rec.failure
         body, completion = rec.answer()
         await send_answer(call, out, body, completion, rec.codec)
-        call.status = 200
         return body
 
     async def _relay(self, call: Call, out: Responder) -> None:
@@ -241,7 +240,7 @@ class Flight:
                 break
             await rec.wait(sent)
         if rec.failure is not None:
-            call.status, call.error_type = rec.failure.status, rec.failure.error_type
+            call.failure = rec.failure
             await out.stream_error(call, rec.failure)
             return
         if usage and not rec.saw_usage and rec.codec.usage_apart:
@@ -253,7 +252,6 @@ class Flight:
         if rec.codec.tail:
             await out.chunk(rec.codec.tail)
         await out.end_stream()
-        call.status = 200
 
     async def _leave(self, call: Call, finished: bool) -> None:
         if call in self.readers:

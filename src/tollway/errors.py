@@ -337,6 +337,21 @@ class StreamInterrupted(TollwayError):
     code = "stream_interrupted"
 
 
+class NotAnEmbedding(UpstreamUnavailable):
+    """An embeddings model answered with something that is not an embedding."""
+
+    code = "bad_embedding"
+
+
+class ClientGone(TollwayError):
+    """The client went away before its answer was complete (its stream was cancelled). Never sent:
+    it is what the call's log row records."""
+
+    status = 499
+    type = "client_error"
+    code = "client_disconnected"
+
+
 class NoHealthyUpstream(TollwayError):
     status = 503
     type = "api_error"

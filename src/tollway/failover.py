@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from .accounting import account
 from .call import Call, Endpoint
 from .egress import Responder
 from .errors import (
@@ -127,11 +126,10 @@ async def _opened(call: Call, dep: Deployment) -> tuple[Deployment, ReplyStream,
 
 async def stream(rt: Runtime, call: Call, candidates: list[Deployment], out: Responder) -> None:
     dep, upstream, pieces, first = await _first_answer(rt, call, candidates, _opened, whole=False)
-    await _relay(rt, call, dep, upstream, pieces, first, out)
+    await _relay(call, dep, upstream, pieces, first, out)
 
 
 async def _relay(
-    rt: Runtime,
     call: Call,
     dep: Deployment,
     upstream: ReplyStream,
@@ -147,17 +145,14 @@ async def _relay(
             await out.chunk(piece)
     except TollwayError as exc:
         dep.fail(exc.message)
-        call.status, call.error_type = exc.status, exc.error_type
-        account(rt, call, upstream.usage)
+        call.failure = exc
         await out.stream_error(call, exc)
         return
     except asyncio.CancelledError:
         dep.release()
-        account(rt, call, upstream.usage)
         raise
     finally:
         await pieces.aclose()  # type: ignore[attr-defined]
+        call.usage = upstream.usage  # complete, or what arrived before the stream broke off
     dep.release()
-    call.status = 200
-    account(rt, call, upstream.usage)
     await out.end_stream()

@@ -8,8 +8,8 @@
                  runs stages 5-7 in a task of its own and fills the cache)
 5 route          routing.Router.candidates
 6 call           failover.complete / failover.stream
-7 account        accounting.account (usage → cost)
-8 record         accounting.record (one log row, enqueued)
+7 price          accounting.finish (usage → cost), the one exit of every call, which also
+8 emit           settles the outcome and hands one CallFinished to the sinks (the log first)
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 
 from . import dedup, failover
-from .accounting import account, record
+from .accounting import finish
 from .cache.lookup import look_up, look_up_now
 from .call import Call
 from .egress import Responder
-from .errors import TollwayError
+from .errors import ClientGone, TollwayError
 from .keys import auth
 from .limits import Ticket
 from .runtime import Runtime
+
+CLIENT_GONE = ClientGone("The client disconnected before its answer was complete.")
 
 
 async def handle(rt: Runtime, call: Call, out: Responder) -> None:
@@ -53,18 +55,17 @@ async def handle(rt: Runtime, call: Call, out: Responder) -> None:
             await failover.stream(rt, call, candidates, out)
         else:
             reply = await failover.complete(rt, call, candidates)
-            account(rt, call, reply.usage)
-            call.status = 200
+            call.usage = reply.usage
             body = reply.body
             await out.reply(call, reply)
     except TollwayError as exc:
-        call.status, call.error_type = exc.status, exc.error_type
+        call.failure = exc
         await out.error(call, exc)
     except asyncio.CancelledError:
-        if call.status != 200:
-            call.status, call.error_type = 499, "client_disconnected"
+        if call.failure is None:
+            call.failure = CLIENT_GONE
         raise
     finally:
-        record(rt, call, body)
+        finish(rt, call, body)
         if ticket is not None:
             await limits.settle(call, ticket)

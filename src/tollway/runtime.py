@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .dedup import Flights
     from .keys.cache import KeyCache
     from .limits.limiter import Limiter
+    from .observe.sinks import Sinks
     from .pricing import Pricer
     from .routing import Router
     from .store.log import LogStore
@@ -30,9 +31,10 @@ class Runtime:
     router: Router
     pricer: Pricer
     store: LogStore
-    writer: LogWriter
+    writer: LogWriter  # the request log's batch writer (its sink is one of ``sinks``)
     keys: KeyCache
     limits: Limiter
     cache: AnswerCache
     flights: Flights  # calls in flight that identical calls may join (stage 4)
+    sinks: Sinks  # where each finished call's event goes (accounting.finish)
     started_at: float = field(default_factory=time.time)

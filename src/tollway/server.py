@@ -23,6 +23,7 @@ from .ingress import admin, admin_api, anthropic, models, openai, stats
 from .keys.cache import KeyCache
 from .keys.repository import KeyRepository
 from .limits import make_limiter
+from .observe.sinks import LogSink, Sinks
 from .pricing import Pricer
 from .providers.base import Upstream
 from .providers.registry import FACTS
@@ -78,7 +79,18 @@ async def open_runtime(
     await limiter.start()
     cache = make_cache(config)
     await cache.start()
-    return Runtime(config, Router(config, upstream), pricer, store, writer, keys, limiter, cache, Flights())
+    return Runtime(
+        config,
+        Router(config, upstream),
+        pricer,
+        store,
+        writer,
+        keys,
+        limiter,
+        cache,
+        Flights(),
+        Sinks([LogSink(writer)]),
+    )
 
 
 async def close_runtime(rt: Runtime) -> None:

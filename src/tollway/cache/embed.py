@@ -29,7 +29,7 @@ import numpy.typing as npt
 import orjson
 
 from ..call import Call, Endpoint
-from ..errors import EmbedderUnavailable, TollwayError
+from ..errors import EmbedderUnavailable, NotAnEmbedding, TollwayError
 from ..protocols.openai import OPENAI
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class GatewayEmbedder:
 
     async def embed(self, rt: Runtime, text: str) -> Vector | None:
         from .. import failover
-        from ..accounting import account, record
+        from ..accounting import finish
 
         call = Call(
             "req_" + os.urandom(12).hex(),
@@ -194,20 +194,19 @@ class GatewayEmbedder:
         call.cache_status = "embedding"
         try:
             reply = await failover.complete(rt, call, rt.router.candidates(self.model, Endpoint.EMBEDDINGS))
-            account(rt, call, reply.usage)
-            call.status = 200
+            call.usage = reply.usage
             data = orjson.loads(reply.body)["data"][0]["embedding"]
             return _unit(np.asarray(data, dtype=np.float32))
         except TollwayError as exc:
-            call.status, call.error_type = exc.status, exc.error_type
+            call.failure = exc
             log.warning("semantic cache: embedding with %s failed: %s", self.model, exc.message)
             return None
         except (KeyError, IndexError, TypeError, ValueError):
-            call.status, call.error_type = 502, "bad_embedding"
+            call.failure = NotAnEmbedding(f"{self.model} answered something that is not an embedding.")
             log.warning("semantic cache: %s answered something that is not an embedding", self.model)
             return None
         finally:
-            record(rt, call)
+            finish(rt, call)
 
     async def close(self) -> None:
         return None

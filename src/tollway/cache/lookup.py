@@ -109,5 +109,4 @@ async def _serve(rt: Runtime, call: Call, out: Responder, entry: Entry, status: 
     call.provider, call.upstream_model = entry.provider, entry.upstream_model
     call.cost, call.saved_cost = 0.0, entry.cost
     await send_answer(call, out, entry.body, None)
-    call.status = 200
     rt.cache.count(status, entry.cost)

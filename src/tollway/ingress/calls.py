@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import pipeline
-from ..accounting import record
+from ..accounting import finish
 from ..asgi import Receive, Scope, Send, parse_object, read_sized_body
 from ..call import Call, Endpoint
 from ..egress import ASGIResponder
@@ -90,9 +90,9 @@ async def serve(
     except TollwayError as exc:
         if isinstance(call.body.get("model"), str):
             call.model = call.body["model"]
-        call.status, call.error_type = exc.status, exc.error_type
+        call.failure = exc
         await out.error(call, exc)
-        record(rt, call)
+        finish(rt, call)
         return
     if call.stream:
         await run_until_disconnect(pipeline.handle(rt, call, out), receive)

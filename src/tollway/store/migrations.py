@@ -139,6 +139,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "add requests.saved_cost", ddl("ALTER TABLE requests ADD COLUMN saved_cost {double}")),
     # whether the response cache serves a key's calls; NULL (every key created before) means on
     Migration(4, "add api_keys.cache", ddl("ALTER TABLE api_keys ADD COLUMN cache {bool}")),
+    # a call the gateway made on behalf of another (internal.py): that call's request id; NULL otherwise
+    Migration(
+        5,
+        "add requests.parent_request_id",
+        ddl("ALTER TABLE requests ADD COLUMN parent_request_id VARCHAR"),
+    ),
 )
 
 

@@ -36,6 +36,7 @@ REQUESTS_COLUMNS: tuple[str, ...] = (
     "request_body",
     "response_body",
     "saved_cost",  # cache hits and deduplicated calls: the cost saved (migration 3)
+    "parent_request_id",  # calls made on behalf of another (internal.py): its request id (migration 5)
 )
 
 # Virtual keys (migration 2). Only the SHA-256 of a key is stored. Deleting a key marks it
