@@ -93,6 +93,7 @@ class Flight:
             lead.stream,
             lead.started,
             lead.received_at,
+            api_key=lead.api_key,  # its embedding, if any, is made on the lead's behalf (internal.py)
             key_id=lead.key_id,
             tenant=lead.tenant,
         )
@@ -148,7 +149,7 @@ class Flight:
         semantic = rt.cache.semantic
         if semantic is not None and rec.complete and rec.failure is None and self._stored:
             try:
-                await semantic.add(rt, self.key, self.vector)
+                await semantic.add(rt, self.key, self.vector, call)
             except Exception:
                 log.exception("semantic cache: indexing failed")
 

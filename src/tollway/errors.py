@@ -337,12 +337,6 @@ class StreamInterrupted(TollwayError):
     code = "stream_interrupted"
 
 
-class NotAnEmbedding(UpstreamUnavailable):
-    """An embeddings model answered with something that is not an embedding."""
-
-    code = "bad_embedding"
-
-
 class ClientGone(TollwayError):
     """The client went away before its answer was complete (its stream was cancelled). Never sent:
     it is what the call's log row records."""

@@ -77,7 +77,14 @@ async def open_runtime(
     await keys.start()
     limiter = make_limiter(config, pricer, store)
     await limiter.start()
-    cache = make_cache(config)
+    embedder = None
+    semantic = config.cache.semantic
+    if semantic.enabled and semantic.embedder != "local":
+        # numpy is an optional extra, imported only when the semantic cache is on
+        from .cache.gateway_embed import GatewayEmbedder
+
+        embedder = GatewayEmbedder(semantic.embedder)
+    cache = make_cache(config, embedder)
     await cache.start()
     return Runtime(
         config,

@@ -17,6 +17,7 @@ from .memory import MemoryStore
 from .policy import Policy
 
 if TYPE_CHECKING:
+    from .embed import Embedder
     from .semantic import SemanticCache
 
 log = logging.getLogger("tollway.cache")
@@ -85,7 +86,8 @@ class AnswerCache:
         await self.store.close()
 
 
-def make_cache(config: Config) -> AnswerCache:
+def make_cache(config: Config, embedder: Embedder | None = None) -> AnswerCache:
+    """``embedder``: the semantic cache's, when not the local model (``gateway_embed``)."""
     c = config.cache
     store: AnswerStore
     redis_store = None
@@ -115,6 +117,7 @@ def make_cache(config: Config) -> AnswerCache:
             index = RedisIndex(
                 redis_store.client, prefix=c.redis_prefix, max_entries=s.max_entries, ttl=c.ttl
             )
-        embedder = make_embedder(s.embedder, model_path=s.model_path, tokenizer_path=s.tokenizer_path)
+        if embedder is None:
+            embedder = make_embedder(s.embedder, model_path=s.model_path, tokenizer_path=s.tokenizer_path)
         semantic = SemanticCache(s, embedder, index)
     return AnswerCache(c, store, semantic)

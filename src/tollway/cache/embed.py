@@ -9,9 +9,8 @@ Pipeline: WordPiece tokens, mean pooling over the attention mask, L2 normalisati
 own recipe. A prompt longer than the model reads (256 tokens) gets no vector: comparing only its
 beginning could call two different prompts the same.
 
-``GatewayEmbedder`` asks an embeddings model this gateway serves (``cache.semantic.embedder =
-"text-embedding-3-small"``), through the same routing and failover as any call; each lookup is then
-a logged, priced call of its own.
+``gateway_embed.GatewayEmbedder`` asks an embeddings model this gateway serves instead
+(``cache.semantic.embedder = "text-embedding-3-small"``).
 """
 
 from __future__ import annotations
@@ -19,20 +18,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from ..call import Call, Endpoint
-from ..errors import EmbedderUnavailable, NotAnEmbedding, TollwayError
-from ..protocols.openai import OPENAI
+from ..errors import EmbedderUnavailable
 
 if TYPE_CHECKING:
+    from ..call import Call
     from ..runtime import Runtime
 
 log = logging.getLogger("tollway.cache")
@@ -57,8 +53,9 @@ class Embedder(Protocol):
 
     async def start(self) -> None: ...
 
-    async def embed(self, rt: Runtime, text: str) -> Vector | None:
-        """The unit vector of ``text``; None when the text cannot be embedded faithfully."""
+    async def embed(self, rt: Runtime, text: str, parent: Call | None) -> Vector | None:
+        """The unit vector of ``text``; None when the text cannot be embedded faithfully. ``parent``:
+        the call it is embedded for (an embedder that makes calls makes them on its behalf)."""
 
     async def close(self) -> None: ...
 
@@ -78,7 +75,7 @@ def _package_file(sources: tuple[tuple[str, str], ...]) -> Path | None:
     return None
 
 
-def _unit(vector: npt.NDArray[Any]) -> Vector:
+def unit(vector: npt.NDArray[Any]) -> Vector:
     v = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
@@ -150,12 +147,12 @@ class LocalEmbedder:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = self._session.run(None, feeds)[0][0]  # (tokens, 384)
         weights = mask[0].astype(np.float32)[:, None]
-        return _unit((hidden * weights).sum(axis=0) / max(float(weights.sum()), 1.0))
+        return unit((hidden * weights).sum(axis=0) / max(float(weights.sum()), 1.0))
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
 
-    async def embed(self, rt: Runtime, text: str) -> Vector | None:
+    async def embed(self, rt: Runtime, text: str, parent: Call | None) -> Vector | None:
         if self.waiting >= MAX_WAITING:
             self.skipped += 1
             return None
@@ -169,50 +166,10 @@ class LocalEmbedder:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class GatewayEmbedder:
-    """An embeddings model served by this gateway's own providers."""
-
-    def __init__(self, model: str) -> None:
-        self.name = model
-        self.model = model
-
-    async def start(self) -> None:
-        return None
-
-    async def embed(self, rt: Runtime, text: str) -> Vector | None:
-        from .. import failover
-        from ..accounting import finish
-
-        call = Call(
-            "req_" + os.urandom(12).hex(),
-            OPENAI,
-            Endpoint.EMBEDDINGS,
-            {"model": self.model, "input": text},
-            self.model,
-            False,
-        )
-        call.cache_status = "embedding"
-        try:
-            reply = await failover.complete(rt, call, rt.router.candidates(self.model, Endpoint.EMBEDDINGS))
-            call.usage = reply.usage
-            data = orjson.loads(reply.body)["data"][0]["embedding"]
-            return _unit(np.asarray(data, dtype=np.float32))
-        except TollwayError as exc:
-            call.failure = exc
-            log.warning("semantic cache: embedding with %s failed: %s", self.model, exc.message)
-            return None
-        except (KeyError, IndexError, TypeError, ValueError):
-            call.failure = NotAnEmbedding(f"{self.model} answered something that is not an embedding.")
-            log.warning("semantic cache: %s answered something that is not an embedding", self.model)
-            return None
-        finally:
-            finish(rt, call)
-
-    async def close(self) -> None:
-        return None
-
-
 def make_embedder(name: str, *, model_path: str = "", tokenizer_path: str = "") -> Embedder:
-    if name == "local":
-        return LocalEmbedder(model_path=model_path, tokenizer_path=tokenizer_path)
-    return GatewayEmbedder(name)
+    """The local model. An embeddings model the gateway serves is ``gateway_embed.GatewayEmbedder``,
+    built by ``server.open_runtime``: it calls through the pipeline, which this package must not
+    import (the pipeline imports the cache)."""
+    if name != "local":
+        raise ValueError(f"cache.semantic.embedder {name!r} is served by the gateway: use GatewayEmbedder")
+    return LocalEmbedder(model_path=model_path, tokenizer_path=tokenizer_path)

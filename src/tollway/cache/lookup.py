@@ -92,7 +92,7 @@ async def look_up(rt: Runtime, call: Call, out: Responder, pending: Lookup | Non
         return ANSWERED
     # An identical call in flight answers sooner than an embedding: join it (stage 4) without one.
     if key.group is not None and cache.semantic is not None and key.digest not in rt.flights:
-        match, pending.vector = await cache.semantic.find(rt, key)
+        match, pending.vector = await cache.semantic.find(rt, key, call)
         if match is not None:
             entry = await cache.get(match.digest)
             if entry is not None and entry.tenant == call.tenant:

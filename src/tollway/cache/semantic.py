@@ -29,6 +29,7 @@ from .guard import agree
 from .key import CacheKey
 
 if TYPE_CHECKING:
+    from ..call import Call
     from ..runtime import Runtime
 
 log = logging.getLogger("tollway.cache")
@@ -180,19 +181,19 @@ class SemanticCache:
     async def start(self) -> None:
         await self.embedder.start()
 
-    async def _embed(self, rt: Runtime, text: str) -> Vector | None:
+    async def _embed(self, rt: Runtime, text: str, parent: Call) -> Vector | None:
         started = time.perf_counter()
         try:
-            return await self.embedder.embed(rt, text)
+            return await self.embedder.embed(rt, text, parent)
         finally:
             self.embed_ms += (time.perf_counter() - started) * 1000.0
 
-    async def find(self, rt: Runtime, key: CacheKey) -> tuple[Match | None, Vector | None]:
+    async def find(self, rt: Runtime, key: CacheKey, call: Call) -> tuple[Match | None, Vector | None]:
         """The best cached prompt of the same group that means the same; and the query's vector
-        (kept to index this prompt if its answer gets stored)."""
+        (kept to index this prompt if its answer gets stored). ``call``: the call looked up."""
         assert key.group is not None
         self.lookups += 1
-        vector = await self._embed(rt, key.text)
+        vector = await self._embed(rt, key.text, call)
         if vector is None:
             return None, None
         await self.index.sync(key.group)
@@ -204,11 +205,11 @@ class SemanticCache:
             return Match(digest, similarity, text), vector
         return None, vector
 
-    async def add(self, rt: Runtime, key: CacheKey, vector: Vector | None) -> None:
+    async def add(self, rt: Runtime, key: CacheKey, vector: Vector | None, call: Call) -> None:
         if key.group is None:
             return
         if vector is None:
-            vector = await self._embed(rt, key.text)
+            vector = await self._embed(rt, key.text, call)
             if vector is None:
                 return
         await self.index.add(key.group, key.digest, key.text, vector)
