@@ -24,7 +24,8 @@ a new class. (The fake providers in ``mock/`` are separate servers with errors o
     │   ├── RateLimited                  429 a key's or tenant's requests/tokens/concurrency limit
     │   └── BudgetExceeded               429 a key's, tenant's or the gateway's budget (``budget_exceeded``)
     ├── ClientDisconnected               499 the client went away before its request body arrived
-    │                                    (nothing is sent; the request is forgotten)
+    │                                    (forgotten) or before its answer was complete (logged);
+    │                                    nothing is sent
     ├── ConfigError                      500 the configuration is invalid (raised before serving)
     ├── GatewayNotReady                  503 the gateway is starting or stopping
     ├── LimitsUnavailable                503 the shared limits backend (Redis) is unreachable and the
@@ -188,8 +189,9 @@ class BudgetExceeded(ClientError):
 
 
 class ClientDisconnected(TollwayError):
-    """The client went away before its request body arrived. Nothing is sent to it (there is no one
-    to send to); 499 is the status proxies log for a request the client closed."""
+    """The client went away: before its request body arrived (the request is forgotten), or before
+    its answer was complete (a stream cancelled; the call's log row records it). Nothing is sent to
+    it (there is no one to send to); 499 is the status proxies log for a request the client closed."""
 
     status = 499
     code = "client_disconnected"
@@ -335,15 +337,6 @@ class StreamInterrupted(TollwayError):
     status = 502
     type = "api_error"
     code = "stream_interrupted"
-
-
-class ClientGone(TollwayError):
-    """The client went away before its answer was complete (its stream was cancelled). Never sent:
-    it is what the call's log row records."""
-
-    status = 499
-    type = "client_error"
-    code = "client_disconnected"
 
 
 class NoHealthyUpstream(TollwayError):

@@ -21,12 +21,12 @@ from .accounting import finish
 from .cache.lookup import look_up, look_up_now
 from .call import Call
 from .egress import Responder
-from .errors import ClientGone, TollwayError
+from .errors import ClientDisconnected, TollwayError
 from .keys import auth
 from .limits import Ticket
 from .runtime import Runtime
 
-CLIENT_GONE = ClientGone("The client disconnected before its answer was complete.")
+CLIENT_GONE = ClientDisconnected("the client went away before its answer was complete")
 
 
 async def handle(rt: Runtime, call: Call, out: Responder) -> None:
