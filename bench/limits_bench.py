@@ -125,7 +125,6 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     from tollway.call import Call, Endpoint, Usage
     from tollway.config import parse_config
     from tollway.keys.auth import authenticate
-    from tollway.limits import admit, settle
     from tollway.protocols.openai import OPENAI
     from tollway.server import close_runtime, open_runtime
 
@@ -150,15 +149,15 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
         call.api_key = secret
         started = time.perf_counter_ns()
         principal = await authenticate(rt, call)
-        ticket = await admit(rt, call, principal, candidates)
+        ticket = await rt.limits.admit(call, principal, candidates)
         elapsed = time.perf_counter_ns() - started
         call.usage, call.cost = Usage(input_tokens=12, output_tokens=30), 0.00002
         if background_settle and ticket is not None:
-            task = asyncio.ensure_future(settle(rt, call, ticket))
+            task = asyncio.ensure_future(rt.limits.settle(call, ticket))
             settling.add(task)
             task.add_done_callback(settling.discard)
-        else:
-            await settle(rt, call, ticket)
+        elif ticket is not None:
+            await rt.limits.settle(call, ticket)
         return elapsed
 
     try:

@@ -26,7 +26,6 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=0, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    access_log: bool = False
 
 
 class StorageConfig(_Strict):

@@ -1,8 +1,8 @@
 """One client call, top to bottom. Each numbered stage lives in its own module.
 
 1 authenticate   keys.authenticate (virtual key → Principal; 401/403)
-2 admit          limits.admit (rate limits + budget reservation; 429/503), settled by
-                 limits.settle in ``finally`` once stage 7 has set ``call.cost``
+2 admit          Limiter.admit (rate limits + budget reservation; 429/503), settled by
+                 Limiter.settle in ``finally`` once stage 7 has set ``call.cost``
 3 look up        cache.look_up (exact key, then a paraphrase; a hit answers here)
 4 join           dedup.join (identical calls in flight share one upstream call, which
                  runs stages 5-7 in a task of its own and fills the cache)

@@ -13,10 +13,6 @@ from .limiter import Limiter, Seeder, State, Ticket
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from ..call import Call
-    from ..keys.key import Principal
-    from ..routing.health import Deployment
-    from ..runtime import Runtime
     from ..store import LogStore
 
 log = logging.getLogger("tollway.limits")
@@ -28,9 +24,7 @@ __all__ = [
     "Seeder",
     "State",
     "Ticket",
-    "admit",
     "make_limiter",
-    "settle",
 ]
 
 
@@ -57,15 +51,3 @@ def make_limiter(config: Config, pricer: Pricer, store: LogStore | None) -> Limi
             "when several processes serve the same keys."
         )
     return Limiter(config, MemoryBackend(), pricer, seeder=seeder)
-
-
-async def admit(rt: Runtime, call: Call, principal: Principal, candidates: list[Deployment]) -> Ticket | None:
-    """Stage 2. Raises RateLimited, BudgetExceeded or LimitsUnavailable; a ticket to settle otherwise."""
-    return await rt.limits.admit(call, principal, candidates)
-
-
-async def settle(rt: Runtime, call: Call, ticket: Ticket | None) -> None:
-    """After stage 7 (``call.cost`` is final), whatever the outcome: real tokens and cost replace the
-    estimates, reservations and concurrency slots are released."""
-    if ticket is not None:
-        await rt.limits.settle(call, ticket)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from ..call import Usage
 from ..sse import encode_json
 from ..usage import usage_to_openai
@@ -231,7 +229,3 @@ def synthesize_chunks(completion: dict[str, Any], *, include_usage: bool) -> lis
     if include_usage and isinstance(usage, dict):
         chunks.append(_chunk(completion, [], usage=usage))
     return chunks
-
-
-def dumps(completion: dict[str, Any]) -> bytes:
-    return orjson.dumps(completion)
