@@ -10,7 +10,7 @@ http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx 
        than requests/s on a busy machine); p50/p99 at 1 connection measured by the client (wrk) and
        by the gateway itself (``latency_ms`` of the scenario's log rows: request parsed → response sent).
        Scenarios:
-         none        stages 3 and 4 removed from the pipeline (the gateway before the cache existed)
+         none        stages 4 and 5 removed from the pipeline (the gateway before the cache existed)
          off         ``cache.enabled = false``
          bypass      the defaults; the body has no temperature, so the policy skips it
          miss        every request new (a counter in the prompt): lookup, shared flight, store
@@ -76,7 +76,7 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-# Started instead of ``tollway start`` for the "none" scenario: the same gateway with stages 3 and 4
+# Started instead of ``tollway start`` for the "none" scenario: the same gateway with stages 4 and 5
 # taken out, which is the request path as it was before the cache.
 WITHOUT_CACHE = """
 import sys
@@ -530,7 +530,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {mem['bytes_per_entry']:,} B (answer + {mem['overhead_per_entry']} B) |"
             )
         out.append(
-            f"| stage 3 lookup of an exact hit, no HTTP (p50 / p99) | {m['hit_lookup']['p50_us']} / "
+            f"| stage 4 lookup of an exact hit, no HTTP (p50 / p99) | {m['hit_lookup']['p50_us']} / "
             f"{m['hit_lookup']['p99_us']} µs |"
         )
         for name, r in m["pipeline"].items():

@@ -4,7 +4,7 @@
     python bench/limits_bench.py --mode micro -n 20000
     python bench/limits_bench.py --mode http --duration 10 --rounds 3
 
-micro  In one process, no HTTP. Latency of stage 1 (authenticate) + stage 2 (admit), what a response
+micro  In one process, no HTTP. Latency of stage 1 (authenticate) + stage 3 (admit), what a response
        waits for, one request at a time (p50/p99, µs); and CPU per request including the settlement
        (which runs after the response is sent) with 64 requests in flight.
 http   ``tollway start`` pinned to core 0 in front of bench/upstream.py's nginx (core 1, with wrk):
@@ -140,9 +140,10 @@ async def micro_one(scenario: str, n: int, workdir: Path) -> dict[str, Any]:
     settling: set[asyncio.Task[None]] = set()
 
     async def one(background_settle: bool = False) -> int:
-        """Stages 1 and 2, timed: what a response waits for. The settlement runs after the response,
-        as in the pipeline's ``finally``: not timed, but its CPU counts. One request at a time, it
-        runs in the background, as it does while a keep-alive client sends its next request."""
+        """Stages 1 and 3 (authenticate, admit), timed: what a response waits for. The settlement
+        runs after the response, as in the pipeline's ``finally``: not timed, but its CPU counts. One
+        request at a time, it runs in the background, as it does while a keep-alive client sends its
+        next request."""
         nonlocal counter
         counter += 1
         call = Call(f"req_{counter}", OPENAI, Endpoint.CHAT, body, "gpt-4o-mini", False)

@@ -1,15 +1,15 @@
-"""Stage 4: join. Identical calls in flight at once (same cache key) make one upstream call.
+"""Stage 5: join. Identical calls in flight at once (same cache key) make one upstream call.
 
-The first such call opens a ``Flight``, which runs stages 5–7 (route, call with failover, price)
-into a ``cache.recording.Recording`` — in a task of its own when that first call streams, in the first
-caller's own task when it does not (a body's client is never cancelled by a disconnect, so there is
-nothing to protect the others from, and no task to pay for). Every client — the first one included —
-is a reader of that recording: a streaming client gets the events so far, then the live ones, then
-``[DONE]``; a non-streaming one gets the whole answer. The two kinds mix freely (a stream is
-reassembled into one body, a body is replayed as a synthesized stream). Because the upstream call
-belongs to the flight and not to any one client, a client that goes away takes nothing from the
-others; only when the last reader has gone does the flight stop, cancelling the upstream call as a
-lone client's disconnect always did.
+The first such call opens a ``Flight``, which runs stage 6 (call with failover) on the routed
+candidates and prices the answer, into a ``cache.recording.Recording`` — in a task of its own when
+that first call streams, in the first caller's own task when it does not (a body's client is never
+cancelled by a disconnect, so there is nothing to protect the others from, and no task to pay for).
+Every client — the first one included — is a reader of that recording: a streaming client gets the
+events so far, then the live ones, then ``[DONE]``; a non-streaming one gets the whole answer. The
+two kinds mix freely (a stream is reassembled into one body, a body is replayed as a synthesized
+stream). Because the upstream call belongs to the flight and not to any one client, a client that
+goes away takes nothing from the others; only when the last reader has gone does the flight stop,
+cancelling the upstream call as a lone client's disconnect always did.
 
 Billing: one upstream call, one paying row. The payer is the first reader (in order of arrival)
 still connected when the answer completed — normally the call that opened the flight — and its log

@@ -1,15 +1,16 @@
-"""One client call, top to bottom. Each numbered stage lives in its own module.
+"""One client call, top to bottom: the stages in the order ``handle`` runs them.
 
-1 authenticate   keys.authenticate (virtual key → Principal; 401/403)
-2 admit          Limiter.admit (rate limits + budget reservation; 429/503), settled by
-                 Limiter.settle in ``finally`` once stage 7 has set ``call.cost``
-3 look up        cache.look_up (exact key, then a paraphrase; a hit answers here)
-4 join           dedup.join (identical calls in flight share one upstream call, which
-                 runs stages 5-7 in a task of its own and fills the cache)
-5 route          routing.Router.candidates
-6 call           failover.complete / failover.stream
-7 price          accounting.finish (usage → cost), the one exit of every call, which also
-8 emit           settles the outcome and hands one CallFinished to the sinks (the log first)
+1 authenticate   keys.auth.known / look_up (virtual key → Principal; 401/403)
+2 route          routing.Router.candidates (model → deployments; 404, or 400 when none can serve
+                 the endpoint) — before admit, whose budget reservation is priced on them
+3 admit          Limiter.admit (rate limits + budget reservation; 429/503)
+4 look up        cache.lookup.look_up_now / look_up (exact key, then a paraphrase; a hit ends here)
+5 join           dedup.join (identical calls in flight share one upstream call: stage 6 runs once,
+                 in a Flight, and fills the cache)
+6 call           failover.complete / failover.stream (deployments in order → providers)
+7 price          accounting.finish, the one exit of every call: usage → cost,
+8 emit           the outcome, and one CallFinished to the sinks (the log first)
+  settle         Limiter.settle, after finish (``call.cost`` is final): reservations become real
 """
 
 from __future__ import annotations

@@ -35,6 +35,6 @@ class Runtime:
     keys: KeyCache
     limits: Limiter
     cache: AnswerCache
-    flights: Flights  # calls in flight that identical calls may join (stage 4)
+    flights: Flights  # calls in flight that identical calls may join (stage 5)
     sinks: Sinks  # where each finished call's event goes (accounting.finish)
     started_at: float = field(default_factory=time.time)

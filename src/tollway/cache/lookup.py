@@ -1,4 +1,4 @@
-"""Stage 3: look up. Answer from the cache — the exact key first, then (when enabled) a paraphrase
+"""Stage 4: look up. Answer from the cache — the exact key first, then (when enabled) a paraphrase
 of the last user message within the same conversation — or say how the call may fill the cache.
 
 Every answer carries ``x-tollway-cache``: ``hit`` (exact), ``semantic`` (with
@@ -78,7 +78,7 @@ def look_up_now(rt: Runtime, call: Call) -> Lookup:
 
 
 async def look_up(rt: Runtime, call: Call, out: Responder, pending: Lookup | None = None) -> Lookup:
-    """Stage 3. ``pending``: what ``look_up_now`` returned for this call, when it was called first."""
+    """Stage 4. ``pending``: what ``look_up_now`` returned for this call, when it was called first."""
     if pending is None:
         pending = look_up_now(rt, call)
     key = pending.key
@@ -90,7 +90,7 @@ async def look_up(rt: Runtime, call: Call, out: Responder, pending: Lookup | Non
     if entry is not None and entry.tenant == call.tenant:
         await _serve(rt, call, out, entry, "hit")
         return ANSWERED
-    # An identical call in flight answers sooner than an embedding: join it (stage 4) without one.
+    # An identical call in flight answers sooner than an embedding: join it (stage 5) without one.
     if key.group is not None and cache.semantic is not None and key.digest not in rt.flights:
         match, pending.vector = await cache.semantic.find(rt, key, call)
         if match is not None:

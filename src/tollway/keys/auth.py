@@ -1,5 +1,5 @@
 """Stage 1: authenticate. The client's key (read at ingress into ``call.api_key``) becomes a
-``Principal``: the key, its tenant, and so the limits that stage 2 applies."""
+``Principal``: the key, its tenant, and so the limits that stage 3 (admit) applies."""
 
 from __future__ import annotations
 

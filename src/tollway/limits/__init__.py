@@ -1,5 +1,5 @@
-"""Rate limits and budgets (pipeline stage 2): ``Limiter`` over a ``Backend`` of ledgers, in memory
-(one process) or in Redis (every process of a deployment)."""
+"""Rate limits and budgets (pipeline stage 3, admit): ``Limiter`` over a ``Backend`` of ledgers, in
+memory (one process) or in Redis (every process of a deployment)."""
 
 from __future__ import annotations
 

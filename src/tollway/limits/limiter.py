@@ -1,4 +1,4 @@
-"""Stage 2, admit, and its settlement: the rate limits and budgets of one call, held in a ``Backend``.
+"""Stage 3, admit, and its settlement: the rate limits and budgets of one call, held in a ``Backend``.
 
 ``admit`` turns the principal's limits into ledger checks (``ratelimit``, ``budget``) and asks the
 backend to record them all or refuse; ``settle`` runs when the call ends, whatever happened: the
