@@ -261,9 +261,7 @@ def zero_config(environ: dict[str, str] | os._Environ[str] = os.environ, *, olla
     providers: list[ProviderConfig] = []
     for kind in ("openai", "anthropic", "gemini", "mistral", "deepseek", "xai", "groq", "together"):
         facts = FACTS[kind]
-        key = environ.get(facts.key_env) if facts.key_env else None
-        if not key and kind == "gemini":
-            key = environ.get("GOOGLE_API_KEY")
+        key = next((environ[v] for v in facts.key_env if environ.get(v)), None)
         if key:
             providers.append(
                 ProviderConfig(

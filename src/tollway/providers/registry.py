@@ -66,7 +66,7 @@ _CHAT_ONLY = Capabilities()
 class ProviderFacts:
     kind: ProviderKind
     base_url: str  # the default when a provider of this kind sets none
-    key_env: str | None  # the environment variable zero-config reads its API key from
+    key_env: tuple[str, ...]  # where zero-config looks for its API key, first set wins
     models: tuple[str, ...]  # the models zero-config routes to a provider found in the environment
     upstream: str  # "module:Class" speaking its wire protocol, imported on first use
     price_id: str | None  # its genai-prices provider id (None: the library matches by model name)
@@ -84,7 +84,7 @@ class ProviderFacts:
 def _compatible(
     kind: ProviderKind,
     base_url: str,
-    key_env: str | None,
+    key_env: tuple[str, ...],
     models: tuple[str, ...] = (),
     *,
     price_id: str | None = None,
@@ -101,43 +101,45 @@ FACTS: dict[str, ProviderFacts] = {
         _compatible(
             "openai",
             "https://api.openai.com/v1",
-            "OPENAI_API_KEY",
+            ("OPENAI_API_KEY",),
             ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini", "text-embedding-3-small"),
             price_id="openai",
         ),
         _compatible(
             "mistral",
             "https://api.mistral.ai/v1",
-            "MISTRAL_API_KEY",
+            ("MISTRAL_API_KEY",),
             ("mistral-small-latest", "mistral-large-latest", "mistral-embed"),
             price_id="mistral",
         ),
         _compatible(
             "deepseek",
             "https://api.deepseek.com/v1",
-            "DEEPSEEK_API_KEY",
+            ("DEEPSEEK_API_KEY",),
             ("deepseek-chat", "deepseek-reasoner"),
             price_id="deepseek",
             capabilities=_CHAT_ONLY,  # DeepSeek has no embeddings endpoint
         ),
-        _compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", ("grok-3", "grok-3-mini"), price_id="x-ai"),
+        _compatible(
+            "xai", "https://api.x.ai/v1", ("XAI_API_KEY",), ("grok-3", "grok-3-mini"), price_id="x-ai"
+        ),
         _compatible(
             "groq",
             "https://api.groq.com/openai/v1",
-            "GROQ_API_KEY",
+            ("GROQ_API_KEY",),
             ("llama-3.1-8b-instant", "llama-3.3-70b-versatile"),
             price_id="groq",
             capabilities=_CHAT_ONLY,  # Groq has no embeddings endpoint
         ),
-        _compatible("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", price_id="together"),
-        _compatible("ollama", "http://127.0.0.1:11434/v1", None, priced=False),
-        _compatible("vllm", "http://127.0.0.1:8000/v1", None, priced=False),
-        _compatible("mock", "http://127.0.0.1:9000/v1", None),
+        _compatible("together", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",), price_id="together"),
+        _compatible("ollama", "http://127.0.0.1:11434/v1", (), priced=False),
+        _compatible("vllm", "http://127.0.0.1:8000/v1", (), priced=False),
+        _compatible("mock", "http://127.0.0.1:9000/v1", ()),
         # native protocols, translated when the client speaks another
         ProviderFacts(
             "anthropic",
             "https://api.anthropic.com/v1",
-            "ANTHROPIC_API_KEY",
+            ("ANTHROPIC_API_KEY",),
             ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"),
             "tollway.providers.anthropic:AnthropicUpstream",
             "anthropic",
@@ -147,7 +149,7 @@ FACTS: dict[str, ProviderFacts] = {
         ProviderFacts(
             "gemini",
             "https://generativelanguage.googleapis.com/v1beta",
-            "GEMINI_API_KEY",
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite"),
             "tollway.providers.gemini:GeminiUpstream",
             "google",
