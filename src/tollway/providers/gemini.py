@@ -15,6 +15,7 @@ from ..config import ProviderConfig
 from ..errors import UpstreamError
 from ..sse import SSEEvent
 from ..tokens import estimate_prompt, estimate_text
+from ..translate.anthropic.client_request import anthropic_to_openai_request
 from ..translate.gemini.embeddings import (
     embedding_texts,
     gemini_to_openai_embeddings,
@@ -24,7 +25,7 @@ from ..translate.gemini.upstream_request import openai_to_gemini_request
 from ..translate.gemini.upstream_response import GeminiToOpenAIStream, gemini_to_openai_response
 from ..usage import usage_from_gemini
 from .anthropic import named_error
-from .base import Reply, unsupported
+from .base import Reply
 from .transport import Transport, parse_event_json, relay_sse
 
 
@@ -62,7 +63,23 @@ class GeminiUpstream:
         return GeminiStream(resp, call, self.config.name, model)
 
     async def count_tokens(self, body: dict[str, Any], model: str) -> bytes:
-        raise unsupported(self.config.name, "token counting")  # countTokens is not wired up yet
+        """``countTokens`` on the generateContent request the Messages body becomes, answered as
+        Anthropic's count_tokens does (``{"input_tokens": n}``)."""
+        request = openai_to_gemini_request(anthropic_to_openai_request(body), model)
+        raw = await self._http.post(
+            f"{self.config.base_url}/models/{model}:countTokens",
+            {"generateContentRequest": {"model": f"models/{model}", **request}},
+        )
+        try:
+            total = orjson.loads(raw)["totalTokens"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UpstreamError(
+                f"{self.config.name}: the countTokens answer has no totalTokens",
+                status=502,
+                provider=self.config.name,
+                body=raw,
+            ) from None
+        return orjson.dumps({"input_tokens": int(total)})
 
     async def embed(self, call: Call, model: str) -> Reply:
         """``batchEmbedContents``, one request per input string; the usage is estimated (Gemini reports

@@ -154,7 +154,7 @@ FACTS: dict[str, ProviderFacts] = {
             "tollway.providers.gemini:GeminiUpstream",
             "google",
             True,
-            _EMBEDS,
+            Capabilities(embeddings=True, token_counting=True),
         ),
     )
 }
